@@ -1,0 +1,464 @@
+"""
+What the Fluents and Tines hooks share: connection settings, auth, the HTTP session, the retry
+policy, error mapping, and the single asynchronous GET that triggers poll with.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import ipaddress
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlencode, urlsplit
+
+import requests
+import tenacity
+from airflow.providers.http.hooks.http import HttpHook
+from requests.auth import AuthBase
+
+from airflow_provider_fluents_tines import __version__
+from airflow_provider_fluents_tines.exceptions import (
+    ApiClientError,
+    ApiRequestError,
+    InvalidFieldError,
+    extract_api_message,
+)
+
+if TYPE_CHECKING:
+    import aiohttp
+    from airflow.sdk import Connection
+
+USER_AGENT = f"airflow-provider-fluents-tines/{__version__}"
+
+# 408 and 429 are the only client errors that waiting can fix.
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_TRANSIENT_TRANSPORT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date; None if absent or bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = moment.timestamp() - (time.time() if now is None else now)
+    return max(0.0, seconds)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """
+    When and how long to wait before trying a request again; shared by hooks and triggers.
+
+    :param max_attempts: attempts per call, the first included.
+    :param max_retry_wait: the longest a call may spend retrying, in seconds; a ``Retry-After``
+        that would pass it ends the call at once.
+    :param backoff_base: the first backoff, doubled after each failure, with jitter.
+    :param backoff_max: the cap of one backoff.
+    """
+
+    max_attempts: int = 5
+    max_retry_wait: float = 120.0
+    backoff_base: float = 1.0
+    backoff_max: float = 30.0
+
+    @staticmethod
+    def is_transient(status_code: int) -> bool:
+        return status_code in TRANSIENT_STATUSES
+
+    def backoff(self, failures: int) -> float:
+        """Exponential backoff with jitter after ``failures`` consecutive failures (1-based)."""
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** max(0, failures - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def delay(self, failures: int, retry_after: float | None) -> float:
+        """The server's ``Retry-After`` when it gave one, else the backoff."""
+        return retry_after if retry_after is not None else self.backoff(failures)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Everything a request needs from a connection, resolved once."""
+
+    base_url: str
+    api_key: str = field(repr=False)
+    timeout: float
+    retry_policy: RetryPolicy
+
+
+class BearerAuth(AuthBase):
+    """``Authorization: Bearer <key>``, with a repr that never shows the key."""
+
+    def __init__(self, api_key: str) -> None:
+        self._api_key = api_key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._api_key}"
+        return request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(***)"
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InvalidFieldError(f"extra.{name}", f"must be true or false, got {value!r}")
+
+
+def _as_number(value: Any, name: str, *, minimum: float, integer: bool = False) -> float:
+    try:
+        number = int(value) if integer else float(value)
+    except (TypeError, ValueError):
+        number = None
+    if isinstance(value, bool) or number is None or number < minimum:
+        kind = "an integer" if integer else "a number"
+        raise InvalidFieldError(f"extra.{name}", f"must be {kind} >= {minimum}, got {value!r}")
+    return number
+
+
+class BaseServiceHook(HttpHook):
+    """
+    Base of the Fluents and Tines hooks: one ``requests.Session`` per hook, bearer auth, retries.
+
+    The connection is read once per hook. Connection extras are settings, never HTTP headers:
+    ``timeout`` (seconds per request), ``max_attempts``, ``max_retry_wait`` (seconds) and
+    ``allow_insecure_http`` (plain ``http://`` to a host that is not loopback).
+
+    :param conn_id: the Airflow connection id.
+    :param timeout: seconds per request; overrides the ``timeout`` extra.
+    :param max_attempts: attempts per call, the first included; overrides the extra.
+    :param max_retry_wait: seconds a call may spend retrying; overrides the extra.
+    :param retry_policy: the whole policy (backoff included); ``max_attempts`` and
+        ``max_retry_wait``, from arguments or extras, override its fields.
+    """
+
+    service_name: ClassVar[str]
+    default_host = ""
+    #: path and query of one cheap authenticated GET, for ``test_connection``.
+    connection_test_request: ClassVar[tuple[str, dict[str, Any]]]
+
+    def __init__(
+        self,
+        conn_id: str,
+        *,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+        max_retry_wait: float | None = None,
+        retry_policy: RetryPolicy | None = None,
+        **http_hook_kwargs: Any,
+    ) -> None:
+        # HttpOperator builds hooks with method/auth_type/tcp_keep_alive keyword arguments; accept them.
+        http_hook_kwargs.setdefault("method", "GET")
+        super().__init__(http_conn_id=conn_id, **http_hook_kwargs)
+        self.conn_id = conn_id
+        self._overrides = {"timeout": timeout, "max_attempts": max_attempts, "max_retry_wait": max_retry_wait}
+        self._retry_policy = retry_policy or RetryPolicy()
+
+    # ---- settings -------------------------------------------------------------------------------
+
+    def _settings_from(self, conn: Connection, extra: Mapping[str, Any]) -> ApiSettings:
+        if not conn.password:
+            raise InvalidFieldError(
+                "password", f"the {self.service_name} connection {self.conn_id!r} has no API key"
+            )
+        base_url = self._base_url(
+            conn, allow_insecure=_as_bool(extra.get("allow_insecure_http", False), "allow_insecure_http")
+        )
+        options = {key: extra.get(key) for key in self._overrides}
+        options.update({key: value for key, value in self._overrides.items() if value is not None})
+        policy = self._retry_policy
+        if options["max_attempts"] is not None:
+            attempts = _as_number(options["max_attempts"], "max_attempts", minimum=1, integer=True)
+            policy = replace(policy, max_attempts=int(attempts))
+        if options["max_retry_wait"] is not None:
+            policy = replace(
+                policy, max_retry_wait=_as_number(options["max_retry_wait"], "max_retry_wait", minimum=0)
+            )
+        timeout = DEFAULT_TIMEOUT
+        if options["timeout"] is not None:
+            timeout = _as_number(options["timeout"], "timeout", minimum=0.001)
+        return ApiSettings(base_url=base_url, api_key=conn.password, timeout=timeout, retry_policy=policy)
+
+    def _base_url(self, conn: Connection, *, allow_insecure: bool) -> str:
+        raw = (conn.host or "").strip() or self.default_host
+        if not raw:
+            raise InvalidFieldError(
+                "host", f"the {self.service_name} connection {self.conn_id!r} needs a host (the API's domain)"
+            )
+        if "://" not in raw:
+            raw = f"{conn.schema or 'https'}://{raw}"
+        parts = urlsplit(raw)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+            raise InvalidFieldError(
+                "host", f"must be a domain or an http(s) URL without credentials, got {raw!r}"
+            )
+        if scheme == "http" and not _is_loopback(parts.hostname) and not allow_insecure:
+            raise InvalidFieldError(
+                "host",
+                "must use https:// (plain http is accepted only for loopback hosts, "
+                "or with the allow_insecure_http extra set to true)",
+            )
+        netloc = parts.netloc
+        if conn.port and parts.port is None:
+            netloc = f"{netloc}:{conn.port}"
+        return self._clean_base_path(f"{scheme}://{netloc}{parts.path}".rstrip("/"))
+
+    def _clean_base_path(self, base_url: str) -> str:
+        """Hook for a service whose users paste the API prefix into the host."""
+        return base_url
+
+    @cached_property
+    def settings(self) -> ApiSettings:
+        """The connection's settings, read once per hook; registers the API key with the secrets masker."""
+        from airflow.sdk.log import mask_secret
+
+        conn = self.get_connection(self.conn_id)
+        settings = self._settings_from(conn, conn.extra_dejson)
+        mask_secret(settings.api_key)
+        return settings
+
+    async def aget_settings(self) -> ApiSettings:
+        """The settings, read without blocking the event loop (for triggers)."""
+        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+        conn = await get_async_connection(self.conn_id, hook=self)
+        settings = self._settings_from(conn, await get_async_extra_dejson(conn))
+        try:
+            from airflow.sdk.log import amask_secret
+
+            await amask_secret(settings.api_key)
+        except ImportError:  # Airflow < 3.3
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(settings.api_key)
+        return settings
+
+    # ---- synchronous requests -------------------------------------------------------------------
+
+    @cached_property
+    def session(self) -> requests.Session:
+        """The hook's one session: connections are kept alive and reused across calls."""
+        session = requests.Session()
+        session.auth = BearerAuth(self.settings.api_key)
+        session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        if self.keep_alive_adapter is not None:
+            session.mount("http://", self.keep_alive_adapter)
+            session.mount("https://", self.keep_alive_adapter)
+        return session
+
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
+        """
+        Return the hook's session, for ``HttpHook.run`` and so ``HttpOperator``.
+
+        Unlike ``HttpHook.get_conn`` this builds nothing per call and turns no extra into a header;
+        per-call ``headers`` travel on the request itself.
+        """
+        self.base_url = self.settings.base_url
+        self._base_url_initialized = True
+        self.merged_extra = {"timeout": self.settings.timeout, **(extra_options or {})}
+        return self.session
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+    ) -> Any:
+        """
+        Send one API call under the retry policy and return its parsed JSON (None for an empty body).
+
+        Every method of both APIs that this provider calls is a read or an idempotent update, so
+        re-sending after a timeout or a 5xx cannot duplicate an effect.
+
+        :raises ApiClientError: on a 4xx that retrying cannot fix (fails the task without retries).
+        :raises ApiRequestError: when transient failures outlast the retry policy.
+        """
+        policy = self.settings.retry_policy
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            return policy.delay(state.attempt_number, getattr(error, "retry_after", None))
+
+        def log_retry(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            self.log.warning(
+                "%s; retrying in %.1f s (attempt %d of %d)",
+                error,
+                state.upcoming_sleep,
+                state.attempt_number + 1,
+                policy.max_attempts,
+            )
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, ApiRequestError) and e.retryable),
+            wait=wait,
+            stop=tenacity.stop_after_attempt(policy.max_attempts)
+            | tenacity.stop_before_delay(policy.max_retry_wait),
+            before_sleep=log_retry,
+            reraise=True,
+        )
+        return retrying(self._send_once, method, path, params, json_body)
+
+    def _send_once(self, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any) -> Any:
+        settings = self.settings
+        shown = _shown_path(path, params)
+        try:
+            response = self.session.request(
+                method, settings.base_url + path, params=params, json=json_body, timeout=settings.timeout
+            )
+        except _TRANSIENT_TRANSPORT_ERRORS as err:
+            raise self._error(settings, method, shown, None, f"{type(err).__name__}: {err}", True) from err
+        return self._parse(settings, method, shown, response.status_code, response.headers, response.text)
+
+    # ---- one place for status codes and bodies ---------------------------------------------------
+
+    def _parse(
+        self,
+        settings: ApiSettings,
+        method: str,
+        shown: str,
+        status: int,
+        headers: Mapping[str, str],
+        text: str,
+    ) -> Any:
+        if 200 <= status < 300:
+            if not text.strip():
+                return None
+            try:
+                return json.loads(text)
+            except ValueError:
+                # A proxy page or a cut-off body: worth another try, and the updates are idempotent.
+                message = "malformed JSON in a success response"
+                raise self._error(settings, method, shown, status, message, True) from None
+        retry_after = parse_retry_after(headers.get("Retry-After")) if status in (429, 503) else None
+        message = extract_api_message(text)
+        transient = RetryPolicy.is_transient(status)
+        raise self._error(settings, method, shown, status, message, transient, retry_after)
+
+    def _error(
+        self,
+        settings: ApiSettings,
+        method: str,
+        shown: str,
+        status: int | None,
+        message: str,
+        retryable: bool,
+        retry_after: float | None = None,
+    ) -> ApiRequestError:
+        if settings.api_key:
+            message = message.replace(settings.api_key, "***")
+        client_error = status is not None and 400 <= status < 500 and not retryable
+        error_class = ApiClientError if client_error else ApiRequestError
+        return error_class(
+            service=self.service_name,
+            method=method,
+            path=shown,
+            http_status=status,
+            api_message=message,
+            retryable=retryable,
+            retry_after=retry_after,
+        )
+
+    # ---- objects: what operators, sensors and triggers read and write ----------------------------
+
+    def object_request(self, kind: str, object_id: Any) -> tuple[str, dict[str, Any]]:
+        """Path and query of the GET that reads one object of ``kind``; validates the id."""
+        raise NotImplementedError
+
+    def get_object(self, kind: str, object_id: Any) -> dict[str, Any]:
+        path, params = self.object_request(kind, object_id)
+        return self.request("GET", path, params=params)
+
+    def update_object(self, kind: str, object_id: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def normalize(self, kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """The object in the vocabulary of its update request, for matching and previous values."""
+        return dict(obj)
+
+    # ---- asynchronous reads, for triggers -------------------------------------------------------
+
+    @asynccontextmanager
+    async def async_session(self, settings: ApiSettings) -> AsyncIterator[aiohttp.ClientSession]:
+        """One aiohttp session for a trigger's whole wait (keep-alive across polls)."""
+        import aiohttp
+
+        headers = {
+            "Authorization": f"Bearer {settings.api_key}",
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+        timeout = aiohttp.ClientTimeout(total=settings.timeout)
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
+            yield session
+
+    async def aget_object(
+        self, session: aiohttp.ClientSession, settings: ApiSettings, kind: str, object_id: Any
+    ) -> dict[str, Any]:
+        """
+        Read one object with a single GET, no retries: the trigger's loop paces the polls.
+
+        :raises ApiRequestError: as the synchronous path does, with ``retry_after`` when given.
+        """
+        import asyncio
+
+        import aiohttp
+
+        path, params = self.object_request(kind, object_id)
+        shown = _shown_path(path, params)
+        try:
+            async with session.get(settings.base_url + path, params=params) as response:
+                text = await response.text()
+                return self._parse(settings, "GET", shown, response.status, response.headers, text)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+            raise self._error(settings, "GET", shown, None, f"{type(err).__name__}: {err}", True) from err
+
+    # ---- connection test ------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap authenticated GET; returns ``(ok, message)`` as the Airflow UI and CLI expect."""
+        path, params = self.connection_test_request
+        try:
+            self.request("GET", path, params=params)
+        except Exception as err:
+            return False, str(err)
+        return True, f"Connected to the {self.service_name} API at {self.settings.base_url}"
+
+
+def _shown_path(path: str, params: Mapping[str, Any] | None) -> str:
+    return f"{path}?{urlencode(params)}" if params else path

@@ -1,0 +1,83 @@
+"""
+Comparing an expected state with an observed object: the one matcher behind sensors, triggers
+and the operators' idempotency check and dry-run diff.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+MISSING: Any = _Missing()
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A field whose observed value differs from the expected one; ``path`` is dotted."""
+
+    path: str
+    expected: Any
+    observed: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        observed = None if self.observed is MISSING else self.observed
+        return {"field": self.path, "expected": self.expected, "observed": observed}
+
+
+def differences(
+    expected: Mapping[str, Any], observed: Mapping[str, Any], *, subset: bool
+) -> list[Difference]:
+    """
+    List the expected fields that ``observed`` does not show.
+
+    :param subset: True for a deep partial match (a nested expected dict matches any observed dict
+        holding at least its keys, as a sensor wants); False to compare each top-level field by
+        equality (as an update that replaces the whole field will leave it).
+    """
+    found: list[Difference] = []
+    _collect(expected, observed, "", subset, found)
+    return found
+
+
+def _collect(
+    expected: Mapping[str, Any], observed: Any, prefix: str, subset: bool, out: list[Difference]
+) -> None:
+    for key, want in expected.items():
+        path = f"{prefix}{key}"
+        have = observed.get(key, MISSING) if isinstance(observed, Mapping) else MISSING
+        if subset and isinstance(want, Mapping) and isinstance(have, Mapping):
+            _collect(want, have, f"{path}.", subset, out)
+        elif have is MISSING or not _equal(want, have):
+            out.append(Difference(path, want, have))
+
+
+def _equal(want: Any, have: Any) -> bool:
+    # 1 == True in Python; an API's boolean must not satisfy an expected integer, nor the reverse.
+    if isinstance(want, bool) or isinstance(have, bool):
+        return type(want) is type(have) and want == have
+    if isinstance(want, Mapping) and isinstance(have, Mapping):
+        return want.keys() == have.keys() and all(_equal(want[k], have[k]) for k in want)
+    if isinstance(want, (list, tuple)) and isinstance(have, (list, tuple)):
+        return len(want) == len(have) and all(_equal(w, h) for w, h in zip(want, have, strict=True))
+    return bool(want == have)
+
+
+def format_differences(found: list[Difference], *, limit: int = 10) -> str:
+    """A short, readable ``field: observed -> expected`` listing for logs."""
+    lines = [f"{d.path}: {_short(d.observed)} -> {_short(d.expected)}" for d in found[:limit]]
+    if len(found) > limit:
+        lines.append(f"... and {len(found) - limit} more")
+    return "; ".join(lines)
+
+
+def _short(value: Any, width: int = 80) -> str:
+    text = repr(value) if value is MISSING else json.dumps(value, default=str, sort_keys=True)
+    return text if len(text) <= width else text[: width - 3] + "..."

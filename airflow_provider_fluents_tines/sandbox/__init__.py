@@ -1,0 +1,126 @@
+"""
+A local, stateful emulator of the Fluents and Tines endpoints this provider uses.
+
+Start it with ``python -m airflow_provider_fluents_tines.sandbox``, or in-process::
+
+    with SandboxServer() as sandbox:
+        os.environ.update(sandbox.connection_env())
+        ...
+        assert sandbox.state.journal(method="PUT")
+
+Nothing here imports Airflow, so the sandbox starts in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+from airflow_provider_fluents_tines.sandbox.state import (
+    DEFAULT_FLUENTS_TOKEN,
+    DEFAULT_TINES_TOKEN,
+    Fault,
+    RateLimit,
+    SandboxState,
+    default_seed,
+)
+
+__all__ = [
+    "DEFAULT_FLUENTS_TOKEN",
+    "DEFAULT_TINES_TOKEN",
+    "Fault",
+    "RateLimit",
+    "SandboxServer",
+    "SandboxState",
+    "connection_env",
+    "default_seed",
+]
+
+
+def connection_env(
+    base_url: str,
+    *,
+    fluents_token: str = DEFAULT_FLUENTS_TOKEN,
+    tines_token: str = DEFAULT_TINES_TOKEN,
+    fluents_conn_id: str = "fluents_default",
+    tines_conn_id: str = "tines_default",
+) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` variables pointing the two connections at a sandbox."""
+    fluents = {"conn_type": "fluents", "host": base_url, "password": fluents_token}
+    tines = {"conn_type": "tines", "host": base_url, "password": tines_token}
+    return {
+        f"AIRFLOW_CONN_{fluents_conn_id.upper()}": json.dumps(fluents),
+        f"AIRFLOW_CONN_{tines_conn_id.upper()}": json.dumps(tines),
+    }
+
+
+class SandboxServer:
+    """
+    The sandbox served by uvicorn on a background thread.
+
+    :param host: the interface to bind; loopback by default.
+    :param port: the port; 0 picks a free one.
+    :param state: the state to serve; a new one from ``state_kwargs`` (``seed``, tokens,
+        ``visibility_lag``, ``rate_limit``) when None.
+    """
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, state: SandboxState | None = None, **state_kwargs: Any
+    ):
+        self.host = host
+        self.port = port
+        self.state = state or SandboxState(**state_kwargs)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def connection_env(self, **kwargs: Any) -> dict[str, str]:
+        """``AIRFLOW_CONN_FLUENTS_DEFAULT`` and ``AIRFLOW_CONN_TINES_DEFAULT`` for this server."""
+        tokens = {"fluents_token": self.state.fluents_token, "tines_token": self.state.tines_token}
+        return connection_env(self.url, **{**tokens, **kwargs})
+
+    def start(self, timeout: float = 10.0) -> SandboxServer:
+        import uvicorn
+
+        from airflow_provider_fluents_tines.sandbox.app import create_app
+
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(self.state),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="fluents-tines-sandbox", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the sandbox did not start on {self.url}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+        self._server = self._thread = None
+
+    def __enter__(self) -> SandboxServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,336 @@
+"""
+The sandbox's HTTP interface: the Fluents and Tines endpoints this provider uses, answered with the
+shapes and codes of the seeds and references, plus an admin API under ``/_sandbox/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from airflow_provider_fluents_tines import validation
+from airflow_provider_fluents_tines.sandbox.state import SandboxError, SandboxState, retry_after_header
+
+ADMIN_PREFIX = "/_sandbox"
+_FLUENTS_PREFIX = "/v1/"
+_TINES_PREFIX = "/api/v1/"
+_TINES_RATE_LIMITED = "/api/v1/actions"
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests"}
+
+
+class DroppedConnection(ConnectionAbortedError):
+    """Raised after the status line to make uvicorn close the connection mid-response."""
+
+
+class _QuietDrops(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], DroppedConnection))
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+
+
+def _api_of(path: str) -> str | None:
+    if path.startswith(_TINES_PREFIX):
+        return "tines"
+    if path.startswith(_FLUENTS_PREFIX):
+        return "fluents"
+    return None
+
+
+def error_response(
+    api: str, status: int, messages: str | list[str], headers: dict[str, str] | None = None
+) -> Response:
+    """An error in the service's own shape: NestJS ``{message, error, statusCode}`` or Tines ``errors``."""
+    if api == "fluents":
+        body: Any = {"message": messages, "error": _REASONS.get(status, "Error"), "statusCode": status}
+    elif status == 401:
+        body = {"error": messages if isinstance(messages, str) else "; ".join(messages)}
+    else:
+        items = messages if isinstance(messages, list) else [messages]
+        body = {"errors": [{"message": message} for message in items]}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class _SandboxMiddleware:
+    """Journal, injected faults, auth and the rate limit, in that order, before any route runs."""
+
+    def __init__(self, app: Any, state: SandboxState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        api = _api_of(scope.get("path", "")) if scope["type"] == "http" else None
+        if api is None:
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+
+        async def replay() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        method, path = scope["method"], scope["path"]
+        self.state.record(_journal_entry(api, scope, headers, body))
+
+        fault = self.state.take_fault(method, path)
+        if fault is not None:
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.drop:
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]}
+                )
+                raise DroppedConnection("sandbox fault: connection dropped")
+            if fault.malformed:
+                await Response('{"id": "trunc', status_code=200, media_type="application/json")(
+                    scope, replay, send
+                )
+                return
+            if fault.status is not None:
+                extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+                text = f"sandbox fault: HTTP {fault.status}"
+                await error_response(api, fault.status, text, extra)(scope, replay, send)
+                return
+
+        token = self.state.fluents_token if api == "fluents" else self.state.tines_token
+        sent = headers.get("authorization", "")
+        if sent != f"Bearer {token}":
+            message = (
+                "Unauthorized" if api == "fluents" else "Authentication failed: invalid or missing API key"
+            )
+            await error_response(api, 401, message)(scope, replay, send)
+            return
+        if api == "tines" and path.startswith(_TINES_RATE_LIMITED):
+            wait = self.state.rate_limit_wait(token)
+            if wait is not None:
+                retry = {"Retry-After": retry_after_header(wait)}
+                message = f"Rate limit of {self.state.rate_limit.limit} requests exceeded, retry later"
+                await error_response(api, 429, message, retry)(scope, replay, send)
+                return
+        await self.app(scope, replay, send)
+
+
+def _journal_entry(api: str, scope: dict[str, Any], headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    shown_headers = dict(headers)
+    if "authorization" in shown_headers:
+        scheme = shown_headers["authorization"].split(" ", 1)[0]
+        shown_headers["authorization"] = f"{scheme} ***"
+    try:
+        parsed: Any = json.loads(body) if body else None
+    except ValueError:
+        parsed = body.decode("utf-8", errors="replace")
+    client = scope.get("client") or ("", 0)
+    return {
+        "time": time.time(),
+        "api": api,
+        "method": scope["method"],
+        "path": scope["path"],
+        "query": scope.get("query_string", b"").decode("latin-1"),
+        "headers": shown_headers,
+        "body": parsed,
+        "client": f"{client[0]}:{client[1]}",
+    }
+
+
+async def _json_object(request: Request, api: str) -> dict[str, Any]:
+    raw = await request.body()
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        raise SandboxError(400, "Body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise SandboxError(400, "Body must be a JSON object")
+    return body
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SandboxError(400, [f"{name} must be an integer"]) from None
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise SandboxError(400, [f"{name} must be {bound}"])
+    return value
+
+
+def _required_param(request: Request, name: str) -> str:
+    value = request.query_params.get(name)
+    if not value:
+        raise SandboxError(400, [f"{name} should not be empty"])
+    return value
+
+
+def _problems(problems: list[validation.Problem]) -> None:
+    if problems:
+        raise SandboxError(400, [f"{p.field} {p.rule}" for p in problems])
+
+
+def create_app(state: SandboxState) -> FastAPI:
+    """Build the sandbox application around ``state``."""
+    app = FastAPI(title="Fluents and Tines API sandbox", docs_url=f"{ADMIN_PREFIX}/docs", openapi_url=None)
+    app.state.sandbox = state
+
+    @app.exception_handler(SandboxError)
+    async def _sandbox_error(request: Request, exc: SandboxError) -> Response:
+        return error_response(_api_of(request.url.path) or "tines", exc.status, exc.messages)
+
+    # ---- Fluents --------------------------------------------------------------------------------
+
+    @app.get("/v1/actions")
+    def fluents_get_action(request: Request) -> Any:
+        return state.fluents_action(_required_param(request, "id"))
+
+    @app.post("/v1/actions/update", status_code=201)
+    async def fluents_update_action(request: Request) -> Any:
+        action_id = _required_param(request, "id")
+        body = await _json_object(request, "fluents")
+        current_type = state.current_fluents_action_type(action_id)
+        if current_type is None:
+            raise SandboxError(404, f"Action with id {action_id} not found")
+        _problems(
+            validation.fluents_action_update_problems(
+                body, allowed_types=validation.FLUENTS_PUBLISHED_ACTION_TYPES, current_type=current_type
+            )
+        )
+        return state.update_fluents_action(action_id, body)
+
+    @app.get("/v1/actions/list")
+    def fluents_list_actions(request: Request) -> Any:
+        return state.fluents_page(
+            "actions", _int_param(request, "page", 1, 1), _int_param(request, "size", 10, 1, 100)
+        )
+
+    @app.get("/v1/numbers")
+    def fluents_get_number(request: Request) -> Any:
+        # A '+' sent unencoded arrives as a space, and such a number is not found, as on the real API.
+        return state.fluents_number(_required_param(request, "phone_number"), embed_agent=True)
+
+    @app.post("/v1/numbers/update", status_code=201)
+    async def fluents_update_number(request: Request) -> Any:
+        phone_number = _required_param(request, "phone_number")
+        body = await _json_object(request, "fluents")
+        _problems(validation.fluents_number_update_problems(body))
+        return state.update_fluents_number(phone_number, body)
+
+    @app.get("/v1/numbers/list")
+    def fluents_list_numbers(request: Request) -> Any:
+        return state.fluents_page(
+            "numbers", _int_param(request, "page", 1, 1), _int_param(request, "size", 10, 1, 100)
+        )
+
+    # ---- Tines ----------------------------------------------------------------------------------
+
+    def tines_id(raw: str) -> int:
+        if not raw.isdigit():
+            raise SandboxError(404, f"Action {raw} not found")
+        return int(raw)
+
+    @app.get("/api/v1/actions/{action_id}")
+    def tines_get_action(action_id: str) -> Any:
+        return state.tines_action(tines_id(action_id))
+
+    @app.put("/api/v1/actions/{action_id}")
+    async def tines_update_action(action_id: str, request: Request) -> Any:
+        body = await _json_object(request, "tines")
+        _problems(validation.tines_action_update_problems(body))
+        return state.update_tines_action(tines_id(action_id), body)
+
+    @app.get("/api/v1/actions")
+    def tines_list_actions(request: Request) -> Any:
+        per_page = min(_int_param(request, "per_page", 20, 1), 500)
+        page = _int_param(request, "page", 1, 1)
+        filters = {k: v for k, v in request.query_params.items() if k in ("story_id", "team_id", "type")}
+        if "action_type" in request.query_params:
+            filters["type"] = request.query_params["action_type"]
+        actions = state.tines_list(filters)
+        pages = max(1, -(-len(actions) // per_page))
+
+        def page_url(number: int | None) -> str | None:
+            if number is None:
+                return None
+            query = {**dict(parse_qsl(request.url.query)), "page": str(number), "per_page": str(per_page)}
+            return str(request.url.replace_query_params(**query))
+
+        next_number = page + 1 if page < pages else None
+        return {
+            "agents": actions[(page - 1) * per_page : page * per_page],
+            "meta": {
+                "current_page": page_url(page),
+                "previous_page": page_url(page - 1 if page > 1 else None),
+                "next_page": page_url(next_number),
+                "next_page_number": next_number,
+                "per_page": per_page,
+                "pages": pages,
+                "count": len(actions),
+            },
+        }
+
+    @app.get("/api/v1/info")
+    def tines_info() -> Any:
+        return state.tines_info
+
+    # ---- admin ----------------------------------------------------------------------------------
+
+    @app.get(f"{ADMIN_PREFIX}/journal")
+    def admin_journal(method: str | None = None, path: str | None = None) -> Any:
+        return state.journal(method, path)
+
+    @app.delete(f"{ADMIN_PREFIX}/journal", status_code=204)
+    def admin_clear_journal() -> None:
+        state.clear_journal()
+
+    @app.get(f"{ADMIN_PREFIX}/faults")
+    def admin_faults() -> Any:
+        return [asdict(fault) for fault in state.faults]
+
+    @app.post(f"{ADMIN_PREFIX}/faults", status_code=201)
+    async def admin_add_fault(request: Request) -> Any:
+        try:
+            return asdict(state.add_fault(**(await request.json())))
+        except TypeError as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+
+    @app.delete(f"{ADMIN_PREFIX}/faults", status_code=204)
+    def admin_clear_faults() -> None:
+        state.clear_faults()
+
+    @app.get(f"{ADMIN_PREFIX}/config")
+    def admin_config() -> Any:
+        return state.configure()
+
+    @app.put(f"{ADMIN_PREFIX}/config")
+    async def admin_configure(request: Request) -> Any:
+        try:
+            return state.configure(**(await request.json()))
+        except TypeError as err:
+            return JSONResponse({"error": str(err)}, status_code=400)
+
+    @app.post(f"{ADMIN_PREFIX}/reset", status_code=204)
+    async def admin_reset(request: Request) -> None:
+        raw = await request.body()
+        state.reset(json.loads(raw) if raw else None)
+
+    @app.get(f"{ADMIN_PREFIX}/state")
+    def admin_state() -> Any:
+        return state.snapshot()
+
+    app.add_middleware(_SandboxMiddleware, state=state)
+    return app

@@ -1,0 +1,38 @@
+"""
+Pytest fixtures for testing DAGs against the sandbox.
+
+Enable them with ``pytest_plugins = ["airflow_provider_fluents_tines.sandbox.pytest_plugin"]`` in
+your ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_provider_fluents_tines.sandbox import SandboxServer
+
+
+@pytest.fixture(scope="session")
+def fluents_tines_sandbox_server() -> Iterator[SandboxServer]:
+    """One sandbox server for the whole test session."""
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture
+def fluents_tines_sandbox(
+    fluents_tines_sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SandboxServer]:
+    """
+    The session's sandbox, reset to the default seed (knobs off), with ``fluents_default`` and
+    ``tines_default`` pointing at it for the length of the test.
+    """
+    server = fluents_tines_sandbox_server
+    server.state.reset()
+    server.state.configure(visibility_lag=0.0, rate_limit={"enabled": False})
+    for name, value in server.connection_env().items():
+        monkeypatch.setenv(name, value)
+    yield server
+    server.state.clear_faults()
