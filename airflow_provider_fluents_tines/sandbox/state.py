@@ -147,10 +147,10 @@ class SandboxState:
                 n["number"]: _Versions([(0.0, n)]) for n in seed.get("fluents", {}).get("numbers", [])
             }
             tines = seed.get("tines", {})
-            self.tines_actions = {
-                a["id"]: _Versions([(0.0, self._complete_tines_action(a, now))])
-                for a in tines.get("actions", [])
-            }
+            completed = _link_both_ends(
+                [self._complete_tines_action(a, now) for a in tines.get("actions", [])]
+            )
+            self.tines_actions = {a["id"]: _Versions([(0.0, a)]) for a in completed}
             self.tines_info = tines.get("info", {"name": "sandbox"})
 
     def configure(
@@ -401,14 +401,6 @@ class SandboxState:
         action.setdefault("created_at", _iso(now - 86400))
         action.setdefault("updated_at", _iso(now - 3600))
         action["slug"] = _slug(action["name"])
-        action["links_to_sources"] = [
-            {"source_id": i, "link_type": "DEFAULT"} for i in seeded.get("sources", [])
-        ] or action.get("links_to_sources", [])
-        action["links_to_receivers"] = [
-            {"receiver_id": i, "link_type": "DEFAULT"} for i in seeded.get("receivers", [])
-        ] or action.get("links_to_receivers", [])
-        action["sources"] = [link["source_id"] for link in action["links_to_sources"]]
-        action["receivers"] = [link["receiver_id"] for link in action["links_to_receivers"]]
         if action["type"] in _RUN_SAVING_TYPES:
             action.setdefault("story_run_save_setting", {"num_runs_to_save": 10})
         return action
@@ -450,6 +442,27 @@ _TINES_DEFAULTS: dict[str, Any] = {
     "page": None,
     "action_memory_contents": {},
 }
+
+
+def _link_both_ends(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Seeds may declare a link on either end (``sources`` or ``receivers``); give both ends every link."""
+    links: dict[tuple[int, int], str] = {}
+    for action in actions:
+        for source in action.get("sources", []):
+            links.setdefault((source, action["id"]), "DEFAULT")
+        for receiver in action.get("receivers", []):
+            links.setdefault((action["id"], receiver), "DEFAULT")
+    for action in actions:
+        own = action["id"]
+        action["links_to_sources"] = [
+            {"source_id": s, "link_type": t} for (s, r), t in links.items() if r == own
+        ]
+        action["links_to_receivers"] = [
+            {"receiver_id": r, "link_type": t} for (s, r), t in links.items() if s == own
+        ]
+        action["sources"] = [link["source_id"] for link in action["links_to_sources"]]
+        action["receivers"] = [link["receiver_id"] for link in action["links_to_receivers"]]
+    return actions
 
 
 def _slug(name: str) -> str:
