@@ -404,7 +404,18 @@ class BaseServiceHook(HttpHook):
         path, params = self.object_request(kind, object_id)
         return self.request("GET", path, params=params)
 
+    def update_request(self, kind: str, object_id: Any) -> tuple[str, str, dict[str, Any]]:
+        """Method, path and query of the update of one object of ``kind``; validates the id."""
+        raise NotImplementedError
+
     def update_object(self, kind: str, object_id: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Send a partial update of one object after checking ``fields`` against the API's rules."""
+        self.check_update(kind, fields)
+        method, path, params = self.update_request(kind, object_id)
+        return self.request(method, path, params=params, json_body=dict(fields))
+
+    def check_update(self, kind: str, fields: Mapping[str, Any]) -> None:
+        """Raise :class:`InvalidFieldError` naming every rule of the update API that ``fields`` break."""
         raise NotImplementedError
 
     def normalize(self, kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -42,9 +42,7 @@ class FluentsHook(BaseServiceHook):
 
     def update_action(self, action_id: str, **fields: Any) -> dict[str, Any]:
         """``POST /v1/actions/update?id=`` with only ``fields`` in the body (a partial update)."""
-        action_id = validation.fluents_action_id(action_id)
-        validation.raise_for(validation.fluents_action_update_problems(fields), {"type": "action_type"})
-        return self.request("POST", "/v1/actions/update", params={"id": action_id}, json_body=fields)
+        return self.update_object("action", action_id, fields)
 
     def list_actions(self) -> list[dict[str, Any]]:
         """Every action, across all pages of ``GET /v1/actions/list``."""
@@ -61,11 +59,7 @@ class FluentsHook(BaseServiceHook):
         The API requires ``example_context`` in every update; ``FluentsUpdateNumberOperator``
         reads the number first to keep it, this low-level method does not.
         """
-        phone_number = validation.phone_number(phone_number)
-        validation.raise_for(validation.fluents_number_update_problems(fields))
-        return self.request(
-            "POST", "/v1/numbers/update", params={"phone_number": phone_number}, json_body=fields
-        )
+        return self.update_object("number", phone_number, fields)
 
     def list_numbers(self) -> list[dict[str, Any]]:
         """Every number, across all pages of ``GET /v1/numbers/list``."""
@@ -89,12 +83,18 @@ class FluentsHook(BaseServiceHook):
             return "/v1/numbers", {"phone_number": validation.phone_number(object_id)}
         raise ValueError(f"Fluents has no object kind {kind!r}")
 
-    def update_object(self, kind: str, object_id: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def update_request(self, kind: str, object_id: Any) -> tuple[str, str, dict[str, Any]]:
         if kind == "action":
-            return self.update_action(object_id, **fields)
+            return "POST", "/v1/actions/update", {"id": validation.fluents_action_id(object_id)}
         if kind == "number":
-            return self.update_number(object_id, **fields)
+            return "POST", "/v1/numbers/update", {"phone_number": validation.phone_number(object_id)}
         raise ValueError(f"Fluents has no object kind {kind!r}")
+
+    def check_update(self, kind: str, fields: Mapping[str, Any]) -> None:
+        if kind == "action":
+            validation.raise_for(validation.fluents_action_update_problems(fields), {"type": "action_type"})
+        else:
+            validation.raise_for(validation.fluents_number_update_problems(fields))
 
     def normalize(self, kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
         """

@@ -46,9 +46,7 @@ class TinesHook(BaseServiceHook):
 
     def update_action(self, action_id: int | str, **fields: Any) -> dict[str, Any]:
         """``PUT /api/v1/actions/{id}`` with only ``fields`` in the body (a partial update)."""
-        action_id = validation.tines_action_id(action_id)
-        validation.raise_for(validation.tines_action_update_problems(fields))
-        return self.request("PUT", f"/api/v1/actions/{action_id}", json_body=fields)
+        return self.update_object("action", action_id, fields)
 
     def list_actions(self, per_page: int = _MAX_PER_PAGE, **filters: Any) -> list[dict[str, Any]]:
         """
@@ -84,10 +82,13 @@ class TinesHook(BaseServiceHook):
             raise ValueError(f"Tines has no object kind {kind!r}")
         return f"/api/v1/actions/{validation.tines_action_id(object_id)}", {}
 
-    def update_object(self, kind: str, object_id: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def update_request(self, kind: str, object_id: Any) -> tuple[str, str, dict[str, Any]]:
         if kind != "action":
             raise ValueError(f"Tines has no object kind {kind!r}")
-        return self.update_action(object_id, **fields)
+        return "PUT", f"/api/v1/actions/{validation.tines_action_id(object_id)}", {}
+
+    def check_update(self, kind: str, fields: Mapping[str, Any]) -> None:
+        validation.raise_for(validation.tines_action_update_problems(fields))
 
     def normalize(self, kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
         """

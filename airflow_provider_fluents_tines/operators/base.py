@@ -1,0 +1,208 @@
+"""
+The update flow shared by every update operator, written once:
+validate -> read -> compare -> (dry run | already up to date | record previous values -> write).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_fluents_tines import validation
+from airflow_provider_fluents_tines.matching import Difference, differences, format_differences
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
+
+#: XCom key of ``{"object_id": ..., "fields": {field: value before the write}}``, pushed before each write.
+PREVIOUS_VALUES_XCOM_KEY = "previous_values"
+#: XCom key of the request a dry run would have sent: ``{method, path, params, body}``.
+PLANNED_REQUEST_XCOM_KEY = "planned_request"
+#: XCom key of a dry run's field-by-field diff: ``[{field, current, requested}]``.
+DIFF_XCOM_KEY = "diff"
+
+
+class _NotGiven:
+    """The default of every field argument: "leave this field alone", as opposed to an explicit None."""
+
+    _instance: ClassVar[_NotGiven | None] = None
+
+    def __new__(cls) -> _NotGiven:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __copy__(self) -> _NotGiven:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _NotGiven:
+        return self
+
+    def __reduce__(self) -> str:
+        return "NOT_GIVEN"
+
+
+NOT_GIVEN: Any = _NotGiven()
+
+
+class BaseUpdateOperator(BaseOperator):
+    """
+    Partially update one API object, reading it first.
+
+    Only the fields given are sent. When every given field already has the requested value,
+    nothing is written (unless ``force``). Before a write, the previous values of the fields
+    that change are pushed to XCom under ``previous_values``; an operator given
+    ``restore_from=<task_id>`` reads them back and writes them, which is the rollback.
+    The updated (or current) object is the task's return value.
+
+    :param dry_run: read and log the field-by-field diff, push ``planned_request`` and ``diff``
+        to XCom, and write nothing.
+    :param force: write even when the object already shows every requested value.
+    :param restore_from: restore the fields that task changed on this object (its
+        ``previous_values`` XCom); takes no field arguments. Mapped tasks are matched by object id.
+    """
+
+    ui_color = "#d6eaf8"
+    hook_class_path: ClassVar[str]
+    object_kind: ClassVar[str]
+    #: name of the argument holding the object's id, and of the one holding the connection id.
+    id_argument: ClassVar[str]
+    conn_id_argument: ClassVar[str]
+    #: operator attribute -> API field, for every updatable field.
+    field_arguments: ClassVar[Mapping[str, str]]
+    #: API field -> the argument a user wrote, where the two differ (named in errors).
+    argument_names: ClassVar[Mapping[str, str]] = {}
+    #: a changed field -> fields whose previous values must be restored with it (API rules).
+    companion_fields: ClassVar[Mapping[str, Sequence[str]]] = {}
+
+    def __init__(
+        self, *, dry_run: bool = False, force: bool = False, restore_from: str | None = None, **kwargs: Any
+    ):
+        super().__init__(**kwargs)
+        # BaseOperator.dry_run() is a method (template rendering); keep the flag under another name.
+        self.is_dry_run = dry_run
+        self.force = force
+        self.restore_from = restore_from
+
+    @cached_property
+    def hook(self) -> BaseServiceHook:
+        # Loaded by path: the hook modules pull in the HTTP stack, which DAG parsing does not need.
+        from airflow_provider_fluents_tines.hooks import load_hook_class
+
+        return load_hook_class(self.hook_class_path)(getattr(self, self.conn_id_argument))
+
+    # ---- what a subclass says about its endpoint -------------------------------------------------
+
+    def validate_object_id(self, object_id: Any) -> Any:
+        """Return the object id, validated; raise :class:`InvalidFieldError` otherwise."""
+        raise NotImplementedError
+
+    def field_problems(self, fields: Mapping[str, Any]) -> list[validation.Problem]:
+        """The API rules broken by ``fields`` (the given fields, before anything is read)."""
+        raise NotImplementedError
+
+    def complete_body(self, fields: dict[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+        """The body to send, from the given fields and the object as read (read-modify-write)."""
+        return fields
+
+    def previous_values(self, changed: Sequence[str], observed: Mapping[str, Any]) -> dict[str, Any]:
+        """What restores the ``changed`` fields: their observed values and their companions'."""
+        names = list(changed)
+        for name in changed:
+            names += [c for c in self.companion_fields.get(name, ()) if c in observed and c not in names]
+        return {name: observed.get(name) for name in names}
+
+    # ---- the flow --------------------------------------------------------------------------------
+
+    def given_fields(self) -> dict[str, Any]:
+        return {
+            api_field: getattr(self, argument)
+            for argument, api_field in self.field_arguments.items()
+            if getattr(self, argument) is not NOT_GIVEN
+        }
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        object_id = self.validate_object_id(getattr(self, self.id_argument))
+        given = self.given_fields()
+        if self.restore_from:
+            if given:
+                raise validation.invalid(
+                    "restore_from", f"cannot be combined with field arguments ({', '.join(sorted(given))})"
+                )
+            restored = self._restored_fields(context, object_id)
+            if restored is None:
+                self.log.info(
+                    "Task %r changed nothing on %s %s: nothing to restore.",
+                    self.restore_from,
+                    self.object_kind,
+                    object_id,
+                )
+                return self.hook.get_object(self.object_kind, object_id)
+            given = restored
+        elif not given:
+            raise validation.invalid("fields", "give at least one field to update (or restore_from)")
+        validation.raise_for(self.field_problems(given), self.argument_names)
+
+        current = self.hook.get_object(self.object_kind, object_id)
+        observed = self.hook.normalize(self.object_kind, current)
+        changes = differences(given, observed, subset=False)
+        body = self.complete_body(dict(given), current)
+        self.hook.check_update(self.object_kind, body)
+        diff = [_diff_entry(change) for change in changes]
+
+        if self.is_dry_run:
+            method, path, params = self.hook.update_request(self.object_kind, object_id)
+            planned = {"method": method, "path": path, "params": params, "body": body}
+            self.log.info("Dry run, nothing written. Would send %s %s %s", method, path, params)
+            self._log_diff(object_id, changes)
+            context["ti"].xcom_push(key=PLANNED_REQUEST_XCOM_KEY, value=planned)
+            context["ti"].xcom_push(key=DIFF_XCOM_KEY, value=diff)
+            return current
+        if not changes and not self.force:
+            self.log.info(
+                "%s %s is already up to date; nothing written.", self.object_kind.capitalize(), object_id
+            )
+            context["ti"].xcom_push(
+                key=PREVIOUS_VALUES_XCOM_KEY, value={"object_id": object_id, "fields": {}}
+            )
+            return current
+
+        previous = self.previous_values([change.path for change in changes], observed)
+        # Pushed before the write: if the write lands and the task then dies, the way back is known.
+        context["ti"].xcom_push(
+            key=PREVIOUS_VALUES_XCOM_KEY, value={"object_id": object_id, "fields": previous}
+        )
+        self._log_diff(object_id, changes)
+        return self.hook.update_object(self.object_kind, object_id, body)
+
+    def _restored_fields(self, context: Context, object_id: Any) -> dict[str, Any] | None:
+        pulled = context["ti"].xcom_pull(task_ids=self.restore_from, key=PREVIOUS_VALUES_XCOM_KEY)
+        entries = pulled if isinstance(pulled, (list, tuple)) else [pulled]
+        for entry in entries:
+            if isinstance(entry, Mapping) and str(entry.get("object_id")) == str(object_id):
+                return dict(entry["fields"]) or None
+        return None
+
+    def _log_diff(self, object_id: Any, changes: list[Difference]) -> None:
+        if changes:
+            self.log.info(
+                "%s %s: %s", self.object_kind.capitalize(), object_id, format_differences(changes, limit=50)
+            )
+        else:
+            self.log.info("%s %s: no field changes (write forced).", self.object_kind.capitalize(), object_id)
+
+
+def _diff_entry(change: Difference) -> dict[str, Any]:
+    entry = change.as_dict()
+    return {"field": entry["field"], "current": entry["observed"], "requested": entry["expected"]}
