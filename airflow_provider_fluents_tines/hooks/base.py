@@ -29,6 +29,7 @@ from airflow_provider_fluents_tines.exceptions import (
     InvalidFieldError,
     extract_api_message,
 )
+from airflow_provider_fluents_tines.matching import Difference, differences
 
 if TYPE_CHECKING:
     import aiohttp
@@ -421,6 +422,12 @@ class BaseServiceHook(HttpHook):
     def normalize(self, kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
         """The object in the vocabulary of its update request, for matching and previous values."""
         return dict(obj)
+
+    def state_differences(
+        self, kind: str, obj: Mapping[str, Any], expected: Mapping[str, Any]
+    ) -> list[Difference]:
+        """The expected fields ``obj`` does not show yet: the one check behind sensors and triggers."""
+        return differences(expected, self.normalize(kind, obj), subset=True)
 
     # ---- asynchronous reads, for triggers -------------------------------------------------------
 

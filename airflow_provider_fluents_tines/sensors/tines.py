@@ -1,0 +1,40 @@
+"""Sensor waiting on Tines actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_fluents_tines import validation
+from airflow_provider_fluents_tines.sensors.base import BaseObjectStateSensor
+
+# Tines allows 100 requests per minute per key on actions: one poll a minute lets dozens of
+# sensors (and the updates they wait for) share a key.
+_DEFAULT_POKE_INTERVAL = 60
+
+
+class TinesActionSensor(BaseObjectStateSensor):
+    """
+    Wait until a Tines action shows ``expected`` (e.g. ``{"disabled": False}``).
+
+    :param action_id: the action's id, a positive integer.
+    :param tines_conn_id: the Tines connection.
+
+    Other parameters are those of :class:`BaseObjectStateSensor` and ``BaseSensorOperator``
+    (``poke_interval`` defaults to 60 s, for the API's rate limit).
+    """
+
+    template_fields = ("action_id", "expected", "tines_conn_id")
+    template_fields_renderers = {"expected": "json"}
+    hook_class_path = "airflow_provider_fluents_tines.hooks.tines.TinesHook"
+    object_kind = "action"
+    id_argument = "action_id"
+    conn_id_argument = "tines_conn_id"
+
+    def __init__(self, *, action_id: int | str, tines_conn_id: str = "tines_default", **kwargs: Any) -> None:
+        kwargs.setdefault("poke_interval", _DEFAULT_POKE_INTERVAL)
+        super().__init__(**kwargs)
+        self.action_id = action_id
+        self.tines_conn_id = tines_conn_id
+
+    def validate_object_id(self, object_id: Any) -> int:
+        return validation.tines_action_id(object_id)

@@ -1,0 +1,132 @@
+"""The one trigger behind every deferrable sensor of this provider: poll an object until it matches."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_fluents_tines.hooks import load_hook_class
+
+
+class ObjectStateTrigger(BaseTrigger):
+    """
+    Poll one object with GET until it shows ``expected``, then yield exactly one event.
+
+    Between polls it sleeps ``poke_interval`` (doubling up to ``max_interval`` with
+    ``exponential_backoff``); after an error it sleeps at least that long and at least what the
+    retry policy or the server's ``Retry-After`` asks, so it never re-polls at once. It stops at
+    ``end_time`` by itself, so ``dag.test()`` cannot hang on it. Its kwargs hold ids, never the API key.
+
+    Events: ``{"status": "success", "object": ...}``, ``{"status": "timeout", "diff": ...}`` or
+    ``{"status": "failed", "message": ..., "http_status": ..., "retryable": ...}``.
+
+    :param hook_class_path: dotted path of the provider hook class.
+    :param conn_id: the connection id.
+    :param object_kind: ``"action"`` or ``"number"``.
+    :param object_id: the object's id (a phone number for Fluents numbers).
+    :param expected: field -> value, matched as a deep partial match.
+    :param fail_on_missing: end with ``failed`` on 404 instead of waiting for the object to appear.
+    :param poke_interval: seconds between polls.
+    :param exponential_backoff: double the interval after each unmatched poll.
+    :param max_interval: the cap of the interval, in seconds.
+    :param end_time: the epoch second at which to give up with ``timeout``.
+    """
+
+    def __init__(
+        self,
+        *,
+        hook_class_path: str,
+        conn_id: str,
+        object_kind: str,
+        object_id: Any,
+        expected: dict[str, Any],
+        end_time: float,
+        fail_on_missing: bool = False,
+        poke_interval: float = 60.0,
+        exponential_backoff: bool = False,
+        max_interval: float = 3600.0,
+    ) -> None:
+        super().__init__()
+        self.hook_class_path = hook_class_path
+        self.conn_id = conn_id
+        self.object_kind = object_kind
+        self.object_id = object_id
+        self.expected = expected
+        self.end_time = end_time
+        self.fail_on_missing = fail_on_missing
+        self.poke_interval = poke_interval
+        self.exponential_backoff = exponential_backoff
+        self.max_interval = max_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "hook_class_path": self.hook_class_path,
+                "conn_id": self.conn_id,
+                "object_kind": self.object_kind,
+                "object_id": self.object_id,
+                "expected": self.expected,
+                "end_time": self.end_time,
+                "fail_on_missing": self.fail_on_missing,
+                "poke_interval": self.poke_interval,
+                "exponential_backoff": self.exponential_backoff,
+                "max_interval": self.max_interval,
+            },
+        )
+
+    def _interval(self, unmatched_polls: int) -> float:
+        if not self.exponential_backoff:
+            return self.poke_interval
+        return min(self.max_interval, self.poke_interval * 2 ** max(0, unmatched_polls - 1))
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_fluents_tines.exceptions import ApiRequestError
+
+        try:
+            hook = load_hook_class(self.hook_class_path)(self.conn_id)
+            settings = await hook.aget_settings()
+            policy = settings.retry_policy
+            unmatched = failures = 0
+            last_diff: list[dict[str, Any]] = []
+            async with hook.async_session(settings) as session:
+                while True:
+                    delay = self._interval(unmatched + 1)
+                    try:
+                        current = await hook.aget_object(session, settings, self.object_kind, self.object_id)
+                    except ApiRequestError as err:
+                        if err.http_status == 404 and not self.fail_on_missing:
+                            self.log.info("%s %s not found yet; waiting.", self.object_kind, self.object_id)
+                        elif not err.retryable:
+                            yield _failed(str(err), err.http_status, retryable=False)
+                            return
+                        else:
+                            failures += 1
+                            delay = max(delay, policy.delay(failures, err.retry_after))
+                            self.log.warning("%s; polling again in %.1f s", err, delay)
+                    else:
+                        failures = 0
+                        found = hook.state_differences(self.object_kind, current, self.expected)
+                        if not found:
+                            yield TriggerEvent({"status": "success", "object": current})
+                            return
+                        unmatched += 1
+                        last_diff = [d.as_dict() for d in found]
+                        self.log.info("Still waiting on %s", ", ".join(d["field"] for d in last_diff))
+                    remaining = self.end_time - time.time()
+                    if remaining <= 0:
+                        yield TriggerEvent({"status": "timeout", "diff": last_diff})
+                        return
+                    await asyncio.sleep(min(delay, remaining))
+        except Exception as err:
+            yield _failed(f"{type(err).__name__}: {err}", None, retryable=True)
+
+
+def _failed(message: str, http_status: int | None, *, retryable: bool) -> TriggerEvent:
+    return TriggerEvent(
+        {"status": "failed", "message": message, "http_status": http_status, "retryable": retryable}
+    )

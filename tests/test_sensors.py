@@ -1,0 +1,312 @@
+"""
+Sensors and their trigger against the sandbox (visibility lag, faults, journal as the request counter).
+
+Every trigger run is wrapped in asyncio.wait_for: dag.test() and a bare trigger enforce no deadline
+of their own, so a bug must fail the test, never hang it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+
+import pytest
+from airflow.sdk.exceptions import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    TaskDeferred,
+)
+
+from airflow_provider_fluents_tines.exceptions import ApiClientError
+from airflow_provider_fluents_tines.hooks.fluents import FluentsHook
+from airflow_provider_fluents_tines.hooks.tines import TinesHook
+from airflow_provider_fluents_tines.sandbox import DEFAULT_FLUENTS_TOKEN, DEFAULT_TINES_TOKEN, default_seed
+from airflow_provider_fluents_tines.sensors.fluents import FluentsActionSensor, FluentsNumberSensor
+from airflow_provider_fluents_tines.sensors.tines import TinesActionSensor
+from airflow_provider_fluents_tines.triggers.state import ObjectStateTrigger
+
+from .dag_runner import run_dag, task_states, xcom
+
+NUMBER = "+14155550101"
+TINES_HOOK = "airflow_provider_fluents_tines.hooks.tines.TinesHook"
+FLUENTS_HOOK = "airflow_provider_fluents_tines.hooks.fluents.FluentsHook"
+
+
+def first_event(trigger: ObjectStateTrigger, deadline: float = 20.0) -> dict:
+    async def first():
+        return await asyncio.wait_for(trigger.run().__anext__(), timeout=deadline)
+
+    return asyncio.run(first()).payload
+
+
+def tines_trigger(action_id=90005, expected=None, **kwargs) -> ObjectStateTrigger:
+    kwargs.setdefault("end_time", time.time() + 10)
+    kwargs.setdefault("poke_interval", 0.1)
+    return ObjectStateTrigger(
+        hook_class_path=TINES_HOOK,
+        conn_id="tines_default",
+        object_kind="action",
+        object_id=action_id,
+        expected=expected or {"disabled": False},
+        **kwargs,
+    )
+
+
+def gets(sandbox, path="/api/v1/actions/*"):
+    return sandbox.state.journal(method="GET", path=path)
+
+
+def reappear_later(state, seconds: float) -> list[int]:
+    """Reset to the default seed after ``seconds``; returns (filled later) the GETs answered before."""
+    before: list[int] = []
+
+    def appear():
+        before.append(len(state.journal(method="GET")))
+        state.reset()
+
+    threading.Timer(seconds, appear).start()
+    return before
+
+
+# ---- poke mode -------------------------------------------------------------------------------------
+
+
+def test_waits_through_the_visibility_lag_and_returns_the_object(fluents_tines_sandbox, capsys):
+    fluents_tines_sandbox.state.configure(visibility_lag=0.8)
+    TinesHook().update_action(
+        90005, disabled=False, options={"recipients": ["a@example.com"], "subject": "s"}
+    )
+    sensor = TinesActionSensor(
+        task_id="s",
+        action_id=90005,
+        expected={"disabled": False, "options": {"subject": "s"}},
+        poke_interval=0.2,
+        timeout=10,
+    )
+    result = sensor.execute({})
+    assert result["id"] == 90005 and result["disabled"] is False
+    assert len(gets(fluents_tines_sandbox)) >= 2
+    assert "still differs: disabled: true -> false" in capsys.readouterr().out
+
+
+def test_timeout_and_soft_fail(fluents_tines_sandbox):
+    never = {"name": "never this"}
+    with pytest.raises(AirflowSensorTimeout):
+        TinesActionSensor(
+            task_id="s", action_id=90005, expected=never, poke_interval=0.2, timeout=0.5
+        ).execute({})
+    with pytest.raises(AirflowSkipException):
+        TinesActionSensor(
+            task_id="s", action_id=90005, expected=never, poke_interval=0.2, timeout=0.5, soft_fail=True
+        ).execute({})
+
+
+def test_missing_object_is_waited_for_until_it_appears(fluents_tines_sandbox):
+    state = fluents_tines_sandbox.state
+    seed = default_seed()
+    state.reset({**seed, "tines": {"actions": [a for a in seed["tines"]["actions"] if a["id"] != 90006]}})
+    missing_polls = reappear_later(state, 0.5)
+    result = TinesActionSensor(
+        task_id="s",
+        action_id=90006,
+        expected={"name": "Open case in ticketing"},
+        poke_interval=0.2,
+        timeout=10,
+    ).execute({})
+    assert result["id"] == 90006
+    assert missing_polls[0] >= 2
+
+
+def test_missing_object_fails_at_once_when_asked(fluents_tines_sandbox):
+    sensor = TinesActionSensor(
+        task_id="s", action_id=4, expected={"disabled": False}, fail_on_missing=True, timeout=30
+    )
+    with pytest.raises(ApiClientError) as err:
+        sensor.execute({})
+    assert err.value.http_status == 404 and isinstance(err.value, AirflowFailException)
+    assert len(gets(fluents_tines_sandbox)) == 1
+
+
+def test_inbound_agent_matches_by_id_whether_embedded_or_not(fluents_tines_sandbox):
+    hook = FluentsHook()
+    embedded = hook.get_number(NUMBER)
+    assert isinstance(embedded["inbound_agent"], dict)
+    normalized = {**embedded, "inbound_agent": "agt_front_desk_v1"}
+    for shape in (embedded, normalized):
+        assert hook.state_differences("number", shape, {"inbound_agent": "agt_front_desk_v1"}) == []
+        assert hook.state_differences("number", shape, {"inbound_agent": "agt_front_desk_v2"}) != []
+    sensor = FluentsNumberSensor(
+        task_id="s", phone_number=NUMBER, expected={"inbound_agent": "agt_front_desk_v1"}
+    )
+    assert sensor.execute({})["number"] == NUMBER
+    event = first_event(
+        ObjectStateTrigger(
+            hook_class_path=FLUENTS_HOOK,
+            conn_id="fluents_default",
+            object_kind="number",
+            object_id=NUMBER,
+            expected={"inbound_agent": "agt_front_desk_v1", "example_context": {"queue": "support"}},
+            end_time=time.time() + 5,
+        )
+    )
+    assert event["status"] == "success" and event["object"]["inbound_agent"]["id"] == "agt_front_desk_v1"
+
+
+def test_check_callable_and_action_sensor(fluents_tines_sandbox):
+    sensor = FluentsActionSensor(
+        task_id="s",
+        action_id="3f2b6c1e-8d4a-4f7b-9e21-6a0c5d9b7e11",
+        expected={"config": {"phone_number": "+14155550190"}},
+        check=lambda action: action["label"].startswith("Transfer"),
+        deferrable=True,  # a callable cannot be deferred: poke mode instead, no TaskDeferred
+        timeout=5,
+    )
+    assert sensor.execute({})["type"] == "action_transfer_call"
+
+
+def test_default_poke_intervals_respect_the_tines_rate_limit():
+    sensor = TinesActionSensor(task_id="s", action_id=1, expected={"disabled": False})
+    assert sensor.poke_interval >= 60  # ten waiting sensors stay at 10 of the 100 requests a minute
+    assert FluentsNumberSensor(task_id="n", phone_number=NUMBER, expected={"label": "x"}).poke_interval == 30
+
+
+# ---- deferrable mode and the trigger -----------------------------------------------------------------
+
+
+def test_deferrable_sensor_checks_once_then_defers_without_the_key(fluents_tines_sandbox):
+    sensor = TinesActionSensor(
+        task_id="s",
+        action_id=90005,
+        expected={"disabled": False},
+        deferrable=True,
+        poke_interval=5,
+        timeout=120,
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, ObjectStateTrigger) and deferred.value.method_name == "execute_complete"
+    assert deferred.value.timeout.total_seconds() == 120
+    assert len(gets(fluents_tines_sandbox)) == 1
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_fluents_tines.triggers.state.ObjectStateTrigger"
+    assert DEFAULT_TINES_TOKEN not in json.dumps(kwargs) and "password" not in json.dumps(kwargs)
+    assert 115 < kwargs["end_time"] - time.time() <= 120
+    rebuilt = ObjectStateTrigger(**kwargs)
+    assert rebuilt.serialize() == (classpath, kwargs)
+
+
+def test_trigger_waits_through_the_lag(fluents_tines_sandbox):
+    fluents_tines_sandbox.state.configure(visibility_lag=0.6)
+    TinesHook().update_action(90005, disabled=False)
+    fluents_tines_sandbox.state.clear_journal()
+    event = first_event(tines_trigger(poke_interval=0.2))
+    assert event["status"] == "success" and event["object"]["disabled"] is False
+    assert 2 <= len(gets(fluents_tines_sandbox)) <= 6
+
+
+def test_trigger_times_out_by_itself_with_the_remaining_diff(fluents_tines_sandbox):
+    event = first_event(
+        tines_trigger(expected={"name": "never"}, poke_interval=0.2, end_time=time.time() + 0.7)
+    )
+    assert event == {
+        "status": "timeout",
+        "diff": [{"field": "name", "expected": "never", "observed": "Escalate to on-call"}],
+    }
+    sensor = TinesActionSensor(task_id="s", action_id=90005, expected={"name": "never"}, soft_fail=True)
+    with pytest.raises(AirflowSkipException, match="still differing: name"):
+        sensor.execute_complete({}, event)
+    with pytest.raises(AirflowSensorTimeout):
+        TinesActionSensor(task_id="s", action_id=90005, expected={"name": "never"}).execute_complete(
+            {}, event
+        )
+
+
+def test_trigger_404_waits_or_fails(fluents_tines_sandbox):
+    state = fluents_tines_sandbox.state
+    seed = default_seed()
+    state.reset({**seed, "tines": {"actions": [a for a in seed["tines"]["actions"] if a["id"] != 90005]}})
+    missing_polls = reappear_later(state, 0.5)
+    assert first_event(tines_trigger(expected={"disabled": True}, poke_interval=0.2))["status"] == "success"
+    assert missing_polls[0] >= 2
+    failed = first_event(tines_trigger(action_id=4, fail_on_missing=True))
+    assert failed["status"] == "failed" and failed["http_status"] == 404 and failed["retryable"] is False
+    with pytest.raises(AirflowFailException, match="Action 4 not found"):
+        TinesActionSensor(task_id="s", action_id=4, expected={"x": 1}).execute_complete({}, failed)
+
+
+def test_persistent_403_fails_once_without_a_loop(fluents_tines_sandbox):
+    fluents_tines_sandbox.state.add_fault(method="GET", path="/api/v1/actions/*", status=403, count=1000)
+    event = first_event(tines_trigger(poke_interval=0.5, end_time=time.time() + 3))
+    assert event["status"] == "failed" and event["http_status"] == 403
+    assert len(gets(fluents_tines_sandbox)) == 1
+
+
+def test_persistent_500_polls_at_most_once_per_interval(fluents_tines_sandbox):
+    fluents_tines_sandbox.state.add_fault(method="GET", path="/api/v1/actions/*", status=500, count=1000)
+    started = time.time()
+    event = first_event(tines_trigger(poke_interval=0.5, end_time=started + 2.2))
+    polls = gets(fluents_tines_sandbox)
+    assert event["status"] == "timeout"
+    assert len(polls) <= 2.2 / 0.5 + 1
+    gaps = [b["time"] - a["time"] for a, b in itertools.pairwise(polls)]
+    assert min(gaps) >= 0.45
+
+
+def test_trigger_honours_retry_after(fluents_tines_sandbox):
+    fluents_tines_sandbox.state.add_fault(method="GET", path="/api/v1/actions/*", status=429, retry_after="1")
+    event = first_event(tines_trigger(expected={"disabled": True}, poke_interval=0.05))
+    first, second = gets(fluents_tines_sandbox)[:2]
+    assert event["status"] == "success"
+    assert second["time"] - first["time"] >= 1.0
+
+
+def test_trigger_exponential_backoff_spaces_polls(fluents_tines_sandbox):
+    trigger = tines_trigger(
+        expected={"name": "never"},
+        poke_interval=0.1,
+        exponential_backoff=True,
+        max_interval=0.4,
+        end_time=time.time() + 1.3,
+    )
+    assert [trigger._interval(n) for n in (1, 2, 3, 4, 5)] == [0.1, 0.2, 0.4, 0.4, 0.4]
+    assert first_event(trigger)["status"] == "timeout"
+    assert len(gets(fluents_tines_sandbox)) <= 6
+
+
+def test_trigger_wrong_key_fails_with_the_api_message(fluents_tines_sandbox, monkeypatch):
+    env = json.loads(fluents_tines_sandbox.connection_env()["AIRFLOW_CONN_TINES_DEFAULT"])
+    monkeypatch.setenv("AIRFLOW_CONN_TINES_BAD", json.dumps({**env, "password": "not-the-key-000"}))
+    trigger = tines_trigger()
+    trigger.conn_id = "tines_bad"
+    event = first_event(trigger)
+    assert event["status"] == "failed" and "Authentication failed" in event["message"]
+    assert "not-the-key-000" not in event["message"] and DEFAULT_FLUENTS_TOKEN not in event["message"]
+
+
+def test_deferrable_sensor_end_to_end_in_a_real_dag(fluents_tines_sandbox, airflow_db):
+    from airflow.sdk import DAG
+
+    from airflow_provider_fluents_tines.operators.tines import TinesUpdateActionOperator
+
+    fluents_tines_sandbox.state.configure(visibility_lag=1.0)
+    with DAG("sensor_e2e", schedule=None) as dag:
+        enable = TinesUpdateActionOperator(task_id="enable", action_id=90005, disabled=False)
+        wait = TinesActionSensor(
+            task_id="wait",
+            action_id=90005,
+            expected={"disabled": False},
+            deferrable=True,
+            poke_interval=0.3,
+            timeout=30,
+        )
+        enable >> wait
+    dag_run = run_dag(dag)
+    assert task_states(dag_run) == {"enable": "success", "wait": "success"}
+    assert xcom(dag_run, "wait")["disabled"] is False
+    # the worker's first poke saw the old state, then the trigger polled until the write showed
+    assert len(gets(fluents_tines_sandbox)) >= 3
