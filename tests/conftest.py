@@ -22,6 +22,7 @@ os.environ["AIRFLOW_HOME"] = str(_HOME)
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
+os.environ["FLUENTS_TINES_POKE_INTERVAL"] = "0.2"  # the example DAGs read it at import
 os.environ.pop("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", None)
 
 import pytest  # noqa: E402

@@ -1,0 +1,80 @@
+"""
+### Tines maintenance window
+
+Every Saturday at 03:00 UTC: disable the Tines actions that call a system under maintenance, wait
+until Tines shows them disabled, run the maintenance, then re-enable them and verify. Re-enabling
+runs whatever happened to the maintenance, and a failed maintenance still fails the run.
+
+`action_ids` lists actions that are enabled outside the window. The default ids are the sandbox
+seed's HTTP request actions; pass your own for a real tenant.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_provider_fluents_tines.operators.tines import TinesUpdateActionOperator
+from airflow_provider_fluents_tines.sensors.tines import TinesActionSensor
+
+POKE_INTERVAL = float(os.environ.get("FLUENTS_TINES_POKE_INTERVAL", "30"))
+
+with DAG(
+    dag_id="tines_maintenance_window",
+    schedule="0 3 * * 6",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["example", "tines"],
+    params={
+        "action_ids": Param(
+            [90003, 90006], type="array", description="Tines actions to pause during the window."
+        ),
+        "simulate_failure": Param(False, type="boolean", description="Make the maintenance step fail."),
+    },
+) as dag:
+
+    @task
+    def actions_to_pause() -> list[int]:
+        return list(get_current_context()["params"]["action_ids"])
+
+    action_ids = actions_to_pause()
+    disable = TinesUpdateActionOperator.partial(task_id="disable", disabled=True).expand(action_id=action_ids)
+    wait_disabled = TinesActionSensor.partial(
+        task_id="wait_disabled",
+        expected={"disabled": True},
+        poke_interval=POKE_INTERVAL,
+        timeout=10 * 60,
+        deferrable=True,
+    ).expand(action_id=action_ids)
+
+    @task
+    def maintenance() -> None:
+        """Placeholder for the real work (a database migration, a vendor upgrade...)."""
+        if get_current_context()["params"]["simulate_failure"]:
+            raise RuntimeError("maintenance failed (simulated)")
+
+    work = maintenance()
+    reenable = TinesUpdateActionOperator.partial(
+        task_id="reenable", disabled=False, trigger_rule=TriggerRule.ALL_DONE
+    ).expand(action_id=action_ids)
+    verify_enabled = TinesActionSensor.partial(
+        task_id="verify_enabled",
+        expected={"disabled": False},
+        poke_interval=POKE_INTERVAL,
+        timeout=10 * 60,
+        deferrable=True,
+    ).expand(action_id=action_ids)
+
+    @task(trigger_rule=TriggerRule.ONE_FAILED)
+    def maintenance_failed() -> None:
+        """Keep the run red when the maintenance failed, although the actions were re-enabled."""
+        raise AirflowFailException("The maintenance step failed; the actions were re-enabled.")
+
+    disable >> wait_disabled >> work >> reenable >> verify_enabled
+    [disable, wait_disabled, work] >> reenable
+    work >> maintenance_failed()

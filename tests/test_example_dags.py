@@ -1,0 +1,104 @@
+"""The example DAGs: they import cleanly and run to success through dag.test() against the sandbox."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from .dag_runner import run_dag, task_states
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
+NUMBERS = ("+14155550101", "+14155550102", "+14155550103")
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def restorable_state(snapshot: dict) -> dict:
+    """The fields the rollout writes, per object."""
+    numbers = snapshot["fluents"]["numbers"]
+    actions = snapshot["tines"]["actions"]
+    return {
+        "numbers": {
+            n: {k: numbers[n][k] for k in ("inbound_agent", "label", "example_context")} for n in NUMBERS
+        },
+        "escalation": {k: actions[90005][k] for k in ("disabled", "options", "name")},
+    }
+
+
+def test_every_example_dag_imports_without_errors():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(EXAMPLES))
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {"fluents_tines_rollout", "tines_maintenance_window", "fluents_action_update"}
+    for dag in bag.dags.values():
+        assert dag.doc_md and "example" in dag.tags
+
+
+def test_rollout_succeeds_end_to_end(fluents_tines_sandbox, airflow_db):
+    fluents_tines_sandbox.state.configure(visibility_lag=0.5)
+    dag_run = run_dag(load("fluents_tines_rollout"))
+    states = task_states(dag_run)
+    assert str(dag_run.state) == "success", states
+    assert states["wait_escalation"] == "success" and states["rollback_canary"] == "skipped"
+    after = restorable_state(fluents_tines_sandbox.state.snapshot())
+    assert {n["inbound_agent"] for n in after["numbers"].values()} == {"agt_front_desk_v2"}
+    assert after["escalation"]["disabled"] is False
+    assert after["escalation"]["options"]["subject"] == "Front Desk v2: high severity phishing report"
+    assert after["escalation"]["options"]["body"] == "{{.enrich_sender_reputation.body}}"
+
+
+def test_rollout_failure_mid_way_restores_every_object(fluents_tines_sandbox, airflow_db):
+    state = fluents_tines_sandbox.state
+    before = restorable_state(state.snapshot())
+    # The numbers are routed, then the Tines write is refused: the run must put the numbers back.
+    state.add_fault(method="PUT", path="/api/v1/actions/90005", status=422, count=100)
+    dag_run = run_dag(load("fluents_tines_rollout"))
+    states = task_states(dag_run)
+    assert str(dag_run.state) == "failed"
+    assert states["route_canary"] == states["route_remaining[0]"] == states["route_remaining[1]"] == "success"
+    assert states["enable_escalation"] == "failed" and states["rollout_failed"] == "failed"
+    assert states["rollback_canary"] == states["rollback_escalation"] == "success"
+    assert states["rollback_remaining[0]"] == states["rollback_remaining[1]"] == "success"
+    assert restorable_state(state.snapshot()) == before
+    number_writes = [
+        e["body"]["inbound_agent"] for e in state.journal(method="POST", path="/v1/numbers/update")
+    ]
+    assert number_writes.count("agt_front_desk_v2") == 3 and number_writes.count("agt_front_desk_v1") == 3
+
+
+def test_maintenance_window_disables_then_reenables(fluents_tines_sandbox, airflow_db):
+    dag_run = run_dag(load("tines_maintenance_window"))
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    puts = [(e["path"], e["body"]["disabled"]) for e in fluents_tines_sandbox.state.journal(method="PUT")]
+    assert sorted(puts) == [(f"/api/v1/actions/{i}", d) for i in (90003, 90006) for d in (False, True)]
+    actions = fluents_tines_sandbox.state.snapshot()["tines"]["actions"]
+    assert actions[90003]["disabled"] is False and actions[90006]["disabled"] is False
+
+
+def test_maintenance_failure_still_reenables_and_fails_the_run(fluents_tines_sandbox, airflow_db):
+    dag_run = run_dag(load("tines_maintenance_window"), run_conf={"simulate_failure": True})
+    states = task_states(dag_run)
+    assert str(dag_run.state) == "failed"
+    assert states["maintenance"] == "failed" and states["maintenance_failed"] == "failed"
+    assert states["reenable[0]"] == states["reenable[1]"] == "success"
+    actions = fluents_tines_sandbox.state.snapshot()["tines"]["actions"]
+    assert actions[90003]["disabled"] is False and actions[90006]["disabled"] is False
+
+
+@pytest.mark.parametrize("transfer_number", ["+14155550177"])
+def test_fluents_action_update(fluents_tines_sandbox, airflow_db, transfer_number):
+    fluents_tines_sandbox.state.configure(visibility_lag=0.5)
+    dag_run = run_dag(load("fluents_action_update"))
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    action = fluents_tines_sandbox.state.snapshot()["fluents"]["actions"][
+        "3f2b6c1e-8d4a-4f7b-9e21-6a0c5d9b7e11"
+    ]
+    assert action["config"] == {"phone_number": transfer_number}
