@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class _Missing:
@@ -19,8 +18,7 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-@dataclass(frozen=True)
-class Difference:
+class Difference(NamedTuple):
     """A field whose observed value differs from the expected one; ``path`` is dotted."""
 
     path: str

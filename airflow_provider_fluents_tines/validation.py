@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from airflow_provider_fluents_tines.exceptions import InvalidFieldError
@@ -37,8 +36,7 @@ TINES_LINK_TYPES = ("DEFAULT", "NO_MATCH", "FAILURE")
 TINES_MONITOR_PAIR = ("monitor_failures", "monitor_all_events")
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One broken rule: the field at fault and the rule, in words."""
 
     field: str

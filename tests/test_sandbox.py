@@ -16,22 +16,21 @@ TRANSFER = "3f2b6c1e-8d4a-4f7b-9e21-6a0c5d9b7e11"
 NUMBER = "+14155550101"
 
 
+def _api_session(sandbox, token: str) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    session.url = lambda path: sandbox.url + path  # type: ignore[attr-defined]
+    return session
+
+
 @pytest.fixture
 def fluents(fluents_tines_sandbox):
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {DEFAULT_FLUENTS_TOKEN}"
-    base = fluents_tines_sandbox.url
-    session.url = lambda path: base + path  # type: ignore[attr-defined]
-    return session
+    return _api_session(fluents_tines_sandbox, DEFAULT_FLUENTS_TOKEN)
 
 
 @pytest.fixture
 def tines(fluents_tines_sandbox):
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {DEFAULT_TINES_TOKEN}"
-    base = fluents_tines_sandbox.url
-    session.url = lambda path: base + path  # type: ignore[attr-defined]
-    return session
+    return _api_session(fluents_tines_sandbox, DEFAULT_TINES_TOKEN)
 
 
 def _nest(response, status, message_part):

@@ -397,6 +397,10 @@ class BaseServiceHook(HttpHook):
 
     # ---- objects: what operators, sensors and triggers read and write ----------------------------
 
+    def object_id(self, kind: str, object_id: Any) -> Any:
+        """The id of an object of ``kind``, checked against the API's rule for it (no request is made)."""
+        raise NotImplementedError
+
     def object_request(self, kind: str, object_id: Any) -> tuple[str, dict[str, Any]]:
         """Path and query of the GET that reads one object of ``kind``; validates the id."""
         raise NotImplementedError

@@ -76,19 +76,20 @@ class FluentsHook(BaseServiceHook):
                 break
         return items
 
-    def object_request(self, kind: str, object_id: Any) -> tuple[str, dict[str, Any]]:
+    def object_id(self, kind: str, object_id: Any) -> str:
         if kind == "action":
-            return "/v1/actions", {"id": validation.fluents_action_id(object_id)}
+            return validation.fluents_action_id(object_id)
         if kind == "number":
-            return "/v1/numbers", {"phone_number": validation.phone_number(object_id)}
+            return validation.phone_number(object_id)
         raise ValueError(f"Fluents has no object kind {kind!r}")
 
+    def object_request(self, kind: str, object_id: Any) -> tuple[str, dict[str, Any]]:
+        key = "id" if kind == "action" else "phone_number"
+        return f"/v1/{kind}s", {key: self.object_id(kind, object_id)}
+
     def update_request(self, kind: str, object_id: Any) -> tuple[str, str, dict[str, Any]]:
-        if kind == "action":
-            return "POST", "/v1/actions/update", {"id": validation.fluents_action_id(object_id)}
-        if kind == "number":
-            return "POST", "/v1/numbers/update", {"phone_number": validation.phone_number(object_id)}
-        raise ValueError(f"Fluents has no object kind {kind!r}")
+        path, params = self.object_request(kind, object_id)
+        return "POST", f"{path}/update", params
 
     def check_update(self, kind: str, fields: Mapping[str, Any]) -> None:
         if kind == "action":

@@ -77,15 +77,17 @@ class TinesHook(BaseServiceHook):
             seen.add(key)
         return items
 
-    def object_request(self, kind: str, object_id: Any) -> tuple[str, dict[str, Any]]:
+    def object_id(self, kind: str, object_id: Any) -> int:
         if kind != "action":
             raise ValueError(f"Tines has no object kind {kind!r}")
-        return f"/api/v1/actions/{validation.tines_action_id(object_id)}", {}
+        return validation.tines_action_id(object_id)
+
+    def object_request(self, kind: str, object_id: Any) -> tuple[str, dict[str, Any]]:
+        return f"/api/v1/actions/{self.object_id(kind, object_id)}", {}
 
     def update_request(self, kind: str, object_id: Any) -> tuple[str, str, dict[str, Any]]:
-        if kind != "action":
-            raise ValueError(f"Tines has no object kind {kind!r}")
-        return "PUT", f"/api/v1/actions/{validation.tines_action_id(object_id)}", {}
+        path, params = self.object_request(kind, object_id)
+        return "PUT", path, params
 
     def check_update(self, kind: str, fields: Mapping[str, Any]) -> None:
         validation.raise_for(validation.tines_action_update_problems(fields))

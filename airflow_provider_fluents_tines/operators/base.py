@@ -6,18 +6,16 @@ validate -> read -> compare -> (dry run | already up to date | record previous v
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_fluents_tines import validation
 from airflow_provider_fluents_tines.matching import Difference, differences, format_differences
+from airflow_provider_fluents_tines.object_task import ObjectTaskMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-    from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
 
 #: XCom key of ``{"object_id": ..., "fields": {field: value before the write}}``, pushed before each write.
 PREVIOUS_VALUES_XCOM_KEY = "previous_values"
@@ -56,7 +54,7 @@ class _NotGiven:
 NOT_GIVEN: Any = _NotGiven()
 
 
-class BaseUpdateOperator(BaseOperator):
+class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
     """
     Partially update one API object, reading it first.
 
@@ -74,11 +72,6 @@ class BaseUpdateOperator(BaseOperator):
     """
 
     ui_color = "#d6eaf8"
-    hook_class_path: ClassVar[str]
-    object_kind: ClassVar[str]
-    #: name of the argument holding the object's id, and of the one holding the connection id.
-    id_argument: ClassVar[str]
-    conn_id_argument: ClassVar[str]
     #: operator attribute -> API field, for every updatable field.
     field_arguments: ClassVar[Mapping[str, str]]
     #: API field -> the argument a user wrote, where the two differ (named in errors).
@@ -95,18 +88,7 @@ class BaseUpdateOperator(BaseOperator):
         self.force = force
         self.restore_from = restore_from
 
-    @cached_property
-    def hook(self) -> BaseServiceHook:
-        # Loaded by path: the hook modules pull in the HTTP stack, which DAG parsing does not need.
-        from airflow_provider_fluents_tines.hooks import load_hook_class
-
-        return load_hook_class(self.hook_class_path)(getattr(self, self.conn_id_argument))
-
     # ---- what a subclass says about its endpoint -------------------------------------------------
-
-    def validate_object_id(self, object_id: Any) -> Any:
-        """Return the object id, validated; raise :class:`InvalidFieldError` otherwise."""
-        raise NotImplementedError
 
     def field_problems(self, fields: Mapping[str, Any]) -> list[validation.Problem]:
         """The API rules broken by ``fields`` (the given fields, before anything is read)."""
@@ -133,7 +115,7 @@ class BaseUpdateOperator(BaseOperator):
         }
 
     def execute(self, context: Context) -> dict[str, Any]:
-        object_id = self.validate_object_id(getattr(self, self.id_argument))
+        object_id = self.object_id()
         given = self.given_fields()
         if self.restore_from:
             if given:

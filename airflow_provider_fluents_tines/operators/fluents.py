@@ -75,9 +75,6 @@ class FluentsUpdateActionOperator(BaseUpdateOperator):
         self.action_trigger = action_trigger
         self.fluents_conn_id = fluents_conn_id
 
-    def validate_object_id(self, object_id: Any) -> str:
-        return validation.fluents_action_id(object_id)
-
     def field_problems(self, fields: Mapping[str, Any]) -> list[validation.Problem]:
         return validation.fluents_action_update_problems(fields)
 
@@ -144,9 +141,6 @@ class FluentsUpdateNumberOperator(BaseUpdateOperator):
         self.inbound_agent = inbound_agent
         self.example_context = example_context
         self.fluents_conn_id = fluents_conn_id
-
-    def validate_object_id(self, object_id: Any) -> str:
-        return validation.phone_number(object_id)
 
     def field_problems(self, fields: Mapping[str, Any]) -> list[validation.Problem]:
         return validation.fluents_number_update_problems(fields, require_example_context=False)

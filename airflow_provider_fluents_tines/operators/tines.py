@@ -114,9 +114,6 @@ class TinesUpdateActionOperator(BaseUpdateOperator):
         self.num_runs_to_save = num_runs_to_save
         self.tines_conn_id = tines_conn_id
 
-    def validate_object_id(self, object_id: Any) -> int:
-        return validation.tines_action_id(object_id)
-
     def field_problems(self, fields: Mapping[str, Any]) -> list[validation.Problem]:
         return validation.tines_action_update_problems(fields)
 

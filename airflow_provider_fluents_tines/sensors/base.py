@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import (
@@ -18,14 +17,13 @@ from airflow.sdk.exceptions import (
 
 from airflow_provider_fluents_tines import validation
 from airflow_provider_fluents_tines.matching import Difference, format_differences
+from airflow_provider_fluents_tines.object_task import ObjectTaskMixin
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
 
-
-class BaseObjectStateSensor(BaseSensorOperator):
+class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
     """
     Wait until an API object shows an expected state; return the object as XCom.
 
@@ -39,10 +37,6 @@ class BaseObjectStateSensor(BaseSensorOperator):
     """
 
     ui_color = "#e6f1f2"
-    hook_class_path: ClassVar[str]
-    object_kind: ClassVar[str]
-    id_argument: ClassVar[str]
-    conn_id_argument: ClassVar[str]
 
     def __init__(
         self,
@@ -59,19 +53,10 @@ class BaseObjectStateSensor(BaseSensorOperator):
         self.fail_on_missing = fail_on_missing
         self.deferrable = deferrable
 
-    @cached_property
-    def hook(self) -> BaseServiceHook:
-        from airflow_provider_fluents_tines.hooks import load_hook_class
-
-        return load_hook_class(self.hook_class_path)(getattr(self, self.conn_id_argument))
-
-    def validate_object_id(self, object_id: Any) -> Any:
-        raise NotImplementedError
-
     def _target(self) -> tuple[Any, Mapping[str, Any]]:
         if not isinstance(self.expected, Mapping) or not self.expected:
             raise validation.invalid("expected", "must be a non-empty dict of field -> value")
-        return self.validate_object_id(getattr(self, self.id_argument)), self.expected
+        return self.object_id(), self.expected
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         from airflow_provider_fluents_tines.exceptions import ApiRequestError

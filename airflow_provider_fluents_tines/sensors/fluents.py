@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_fluents_tines import validation
 from airflow_provider_fluents_tines.sensors.base import BaseObjectStateSensor
 
 _FLUENTS_HOOK = "airflow_provider_fluents_tines.hooks.fluents.FluentsHook"
@@ -36,9 +35,6 @@ class FluentsActionSensor(BaseObjectStateSensor):
         self.action_id = action_id
         self.fluents_conn_id = fluents_conn_id
 
-    def validate_object_id(self, object_id: Any) -> str:
-        return validation.fluents_action_id(object_id)
-
 
 class FluentsNumberSensor(BaseObjectStateSensor):
     """
@@ -64,6 +60,3 @@ class FluentsNumberSensor(BaseObjectStateSensor):
         super().__init__(**kwargs)
         self.phone_number = phone_number
         self.fluents_conn_id = fluents_conn_id
-
-    def validate_object_id(self, object_id: Any) -> str:
-        return validation.phone_number(object_id)

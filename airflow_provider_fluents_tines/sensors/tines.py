@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_fluents_tines import validation
 from airflow_provider_fluents_tines.sensors.base import BaseObjectStateSensor
 
 # Tines allows 100 requests per minute per key on actions: one poll a minute lets dozens of
@@ -35,6 +34,3 @@ class TinesActionSensor(BaseObjectStateSensor):
         super().__init__(**kwargs)
         self.action_id = action_id
         self.tines_conn_id = tines_conn_id
-
-    def validate_object_id(self, object_id: Any) -> int:
-        return validation.tines_action_id(object_id)
