@@ -299,6 +299,24 @@ def test_restore_from_a_task_that_changed_nothing_writes_nothing(fluents_tines_s
     assert writes(fluents_tines_sandbox) == []
 
 
+def test_a_field_the_api_did_not_show_is_not_recorded_as_none(fluents_tines_sandbox):
+    seed = fluents_tines_sandbox.state
+    number = {"id": "n1", "user_id": "u", "number": NUMBER, "label": "Bare", "example_context": {}}
+    seed.reset({"fluents": {"numbers": [number], "actions": [], "agents": []}})
+    _, ti = run(
+        FluentsUpdateNumberOperator(
+            task_id="t", phone_number=NUMBER, description="Now described", label="Bare 2"
+        )
+    )
+    # description had no previous value to record; a None would make the rollback's body invalid
+    assert ti.pushed[PREVIOUS_VALUES_XCOM_KEY]["fields"] == {"label": "Bare"}
+    run(
+        FluentsUpdateNumberOperator(task_id="rb", phone_number=NUMBER, restore_from="t"),
+        RecordingTI(ti.pushed[PREVIOUS_VALUES_XCOM_KEY]),
+    )
+    assert fluents_tines_sandbox.state.snapshot()["fluents"]["numbers"][NUMBER]["label"] == "Bare"
+
+
 # ---- errors ----------------------------------------------------------------------------------------
 
 

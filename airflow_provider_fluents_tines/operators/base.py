@@ -99,11 +99,21 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
         return fields
 
     def previous_values(self, changed: Sequence[str], observed: Mapping[str, Any]) -> dict[str, Any]:
-        """What restores the ``changed`` fields: their observed values and their companions'."""
+        """
+        What restores the ``changed`` fields: their observed values and their companions'.
+
+        A field the API did not show has no known previous value: it is left out (a rollback
+        cannot restore it), and said so in the log, rather than recorded as None.
+        """
         names = list(changed)
         for name in changed:
             names += [c for c in self.companion_fields.get(name, ()) if c in observed and c not in names]
-        return {name: observed.get(name) for name in names}
+        unknown = [name for name in names if name not in observed]
+        if unknown:
+            self.log.warning(
+                "The API did not show %s before the write: a rollback cannot restore it.", unknown
+            )
+        return {name: observed[name] for name in names if name in observed}
 
     # ---- the flow --------------------------------------------------------------------------------
 
@@ -140,10 +150,10 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
         observed = self.hook.normalize(self.object_kind, current)
         changes = differences(given, observed, subset=False)
         body = self.complete_body(dict(given), current)
-        self.hook.check_update(self.object_kind, body)
-        diff = [_diff_entry(change) for change in changes]
 
         if self.is_dry_run:
+            self.hook.check_update(self.object_kind, body)  # update_object checks before a real write
+            diff = [_diff_entry(change) for change in changes]
             method, path, params = self.hook.update_request(self.object_kind, object_id)
             planned = {"method": method, "path": path, "params": params, "body": body}
             self.log.info("Dry run, nothing written. Would send %s %s %s", method, path, params)
