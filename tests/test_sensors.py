@@ -12,6 +12,7 @@ import itertools
 import json
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 from airflow.sdk.exceptions import (
@@ -310,3 +311,25 @@ def test_deferrable_sensor_end_to_end_in_a_real_dag(fluents_tines_sandbox, airfl
     assert xcom(dag_run, "wait")["disabled"] is False
     # the worker's first poke saw the old state, then the trigger polled until the write showed
     assert len(gets(fluents_tines_sandbox)) >= 3
+
+
+class RescheduleTI:
+    """What reschedule mode asks of a task instance: when the first try started (None: now)."""
+
+    def get_first_reschedule_date(self, context):
+        return None
+
+
+def test_reschedule_mode_frees_the_slot_between_pokes(fluents_tines_sandbox):
+    from airflow.sdk.exceptions import AirflowRescheduleException
+
+    waiting = TinesActionSensor(
+        task_id="s", action_id=90005, expected={"disabled": False}, mode="reschedule", poke_interval=60
+    )
+    with pytest.raises(AirflowRescheduleException) as rescheduled:
+        waiting.execute({"ti": RescheduleTI()})
+    seconds_away = (rescheduled.value.reschedule_date - datetime.now(timezone.utc)).total_seconds()
+    assert 55 <= seconds_away <= 61
+    done = TinesActionSensor(task_id="s", action_id=90005, expected={"disabled": True}, mode="reschedule")
+    assert done.execute({"ti": RescheduleTI()})["id"] == 90005
+    assert len(gets(fluents_tines_sandbox)) == 2
