@@ -433,3 +433,19 @@ def test_retry_policy_backoff_grows_and_is_capped():
     assert 2 <= policy.backoff(3) <= 4
     assert 4 <= policy.backoff(10) <= 8
     assert policy.delay(1, retry_after=12.5) == 12.5
+
+
+def test_api_errors_survive_pickling_with_their_fields():
+    import pickle
+
+    error = ApiClientError(
+        service="Tines",
+        method="PUT",
+        path="/api/v1/actions/5",
+        http_status=422,
+        api_message="bad",
+        retryable=False,
+    )
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is ApiClientError and isinstance(copy, AirflowFailException)
+    assert (copy.http_status, copy.path, str(copy)) == (422, "/api/v1/actions/5", str(error))

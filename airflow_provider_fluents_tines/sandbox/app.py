@@ -146,7 +146,7 @@ def _journal_entry(api: str, scope: dict[str, Any], headers: dict[str, str], bod
     }
 
 
-async def _json_object(request: Request, api: str) -> dict[str, Any]:
+async def _json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
         body = json.loads(raw) if raw else None
@@ -201,7 +201,7 @@ def create_app(state: SandboxState) -> FastAPI:
     @app.post("/v1/actions/update", status_code=201)
     async def fluents_update_action(request: Request) -> Any:
         action_id = _required_param(request, "id")
-        body = await _json_object(request, "fluents")
+        body = await _json_object(request)
         current_type = state.current_fluents_action_type(action_id)
         if current_type is None:
             raise SandboxError(404, f"Action with id {action_id} not found")
@@ -226,7 +226,7 @@ def create_app(state: SandboxState) -> FastAPI:
     @app.post("/v1/numbers/update", status_code=201)
     async def fluents_update_number(request: Request) -> Any:
         phone_number = _required_param(request, "phone_number")
-        body = await _json_object(request, "fluents")
+        body = await _json_object(request)
         _problems(validation.fluents_number_update_problems(body))
         return state.update_fluents_number(phone_number, body)
 
@@ -249,7 +249,7 @@ def create_app(state: SandboxState) -> FastAPI:
 
     @app.put("/api/v1/actions/{action_id}")
     async def tines_update_action(action_id: str, request: Request) -> Any:
-        body = await _json_object(request, "tines")
+        body = await _json_object(request)
         _problems(validation.tines_action_update_problems(body))
         return state.update_tines_action(tines_id(action_id), body)
 
