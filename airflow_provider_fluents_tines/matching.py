@@ -29,6 +29,11 @@ class Difference(NamedTuple):
         observed = None if self.observed is MISSING else self.observed
         return {"field": self.path, "expected": self.expected, "observed": observed}
 
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any]) -> Difference:
+        """The inverse of :meth:`as_dict`, for differences that travelled in a trigger event."""
+        return cls(entry["field"], entry["expected"], entry["observed"])
+
 
 def differences(
     expected: Mapping[str, Any], observed: Mapping[str, Any], *, subset: bool

@@ -25,30 +25,27 @@ def load_dag(name: str):
 
 
 def changes(before: dict, after: dict) -> list[tuple[str, str, str, str]]:
+    """Each field the run changed, nested fields by dotted path (the provider's own matcher)."""
+    from airflow_provider_fluents_tines.matching import differences
+
     rows = []
     for service in ("fluents", "tines"):
         for kind, objects in after[service].items():
             for object_id, new in objects.items():
-                old = before[service][kind][object_id]
-                for field, was, now in _changed_fields(old, new):
-                    rows.append((f"{service} {kind[:-1]} {object_id}", field, _short(was), _short(now)))
+                shown = {key: value for key, value in new.items() if key not in VOLATILE}
+                for change in differences(shown, before[service][kind][object_id], subset=True):
+                    row = (
+                        f"{service} {kind[:-1]} {object_id}",
+                        change.path,
+                        change.observed,
+                        change.expected,
+                    )
+                    rows.append((*row[:2], _short(row[2]), _short(row[3])))
     return rows
 
 
-def _changed_fields(old: dict, new: dict, prefix: str = ""):
-    """Yield (dotted field, before, after) for each leaf that differs; nested dicts are opened."""
-    for key in sorted(set(old) | set(new)):
-        was, now = old.get(key), new.get(key)
-        if (prefix == "" and key in VOLATILE) or was == now:
-            continue
-        if isinstance(was, dict) and isinstance(now, dict):
-            yield from _changed_fields(was, now, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", was, now
-
-
 def _short(value) -> str:
-    text = json.dumps(value, sort_keys=True)
+    text = json.dumps(value, sort_keys=True, default=repr)  # repr: a field absent before shows as <missing>
     return text if len(text) <= 48 else text[:45] + "..."
 
 

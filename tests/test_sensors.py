@@ -219,7 +219,9 @@ def test_trigger_times_out_by_itself_with_the_remaining_diff(fluents_tines_sandb
         "diff": [{"field": "name", "expected": "never", "observed": "Escalate to on-call"}],
     }
     sensor = TinesActionSensor(task_id="s", action_id=90005, expected={"name": "never"}, soft_fail=True)
-    with pytest.raises(AirflowSkipException, match="still differing: name"):
+    with pytest.raises(
+        AirflowSkipException, match=r"still differing: name: \"Escalate to on-call\" -> \"never\""
+    ):
         sensor.execute_complete({}, event)
     with pytest.raises(AirflowSensorTimeout):
         TinesActionSensor(task_id="s", action_id=90005, expected={"name": "never"}).execute_complete(

@@ -118,9 +118,7 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
             self.log.info("%s shows the expected state.", self.object_kind.capitalize())
             return event["object"]
         if status == "timeout":
-            still = ", ".join(
-                f"{d['field']}: {d['observed']!r} -> {d['expected']!r}" for d in event.get("diff", [])
-            )
+            still = format_differences([Difference.from_dict(entry) for entry in event.get("diff", [])])
             message = (
                 f"Sensor timed out after {self.timeout} s; still differing: {still or 'object not found'}"
             )
