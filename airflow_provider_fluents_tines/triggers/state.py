@@ -118,10 +118,12 @@ class ObjectStateTrigger(BaseTrigger):
                         last_diff = [d.as_dict() for d in found]
                         self.log.info("Still waiting on %s", ", ".join(d["field"] for d in last_diff))
                     remaining = self.end_time - time.time()
-                    if remaining <= 0:
+                    if remaining < delay:
+                        # No poll squeezed in before the deadline: polls stay at least `delay` apart.
+                        await asyncio.sleep(max(0.0, remaining))
                         yield TriggerEvent({"status": "timeout", "diff": last_diff})
                         return
-                    await asyncio.sleep(min(delay, remaining))
+                    await asyncio.sleep(delay)
         except Exception as err:
             yield _failed(f"{type(err).__name__}: {err}", None, retryable=True)
 
