@@ -73,6 +73,36 @@ def _equal(want: Any, have: Any) -> bool:
     return bool(want == have)
 
 
+def leaf_differences(found: list[Difference]) -> list[Difference]:
+    """
+    The same differences, down to the leaves that differ: nested dicts by key (a key only one side
+    has shows ``<missing>`` on the other) and lists of equal length by index, so that a log line names
+    ``options.subject`` rather than a whole ``options`` cut short.
+    """
+    leaves: list[Difference] = []
+    for difference in found:
+        _split(difference.path, difference.expected, difference.observed, leaves)
+    return leaves
+
+
+def _split(path: str, expected: Any, observed: Any, out: list[Difference]) -> None:
+    if isinstance(expected, Mapping) and isinstance(observed, Mapping):
+        for key in [*expected, *(k for k in observed if k not in expected)]:
+            want, have = expected.get(key, MISSING), observed.get(key, MISSING)
+            if want is MISSING or have is MISSING or not _equal(want, have):
+                _split(f"{path}.{key}", want, have, out)
+    elif (
+        isinstance(expected, (list, tuple))
+        and isinstance(observed, (list, tuple))
+        and len(expected) == len(observed)
+    ):
+        for index, (want, have) in enumerate(zip(expected, observed, strict=True)):
+            if not _equal(want, have):
+                _split(f"{path}[{index}]", want, have, out)
+    else:
+        out.append(Difference(path, expected, observed))
+
+
 def format_differences(found: list[Difference], *, limit: int = 10) -> str:
     """A short, readable ``field: observed -> expected`` listing for logs."""
     lines = [f"{d.path}: {_short(d.observed)} -> {_short(d.expected)}" for d in found[:limit]]

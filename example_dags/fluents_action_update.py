@@ -43,6 +43,5 @@ with DAG(
         expected={"config": {"phone_number": "{{ params.transfer_number }}"}},
         poke_interval=POKE_INTERVAL,
         timeout=10 * 60,
-        deferrable=True,
     )
     update_transfer >> wait_transfer

@@ -229,6 +229,88 @@ def test_retry_settings_come_from_connection_extras(fluents_tines_sandbox, monke
     assert TinesHook("tines_extras", max_attempts=4).settings.retry_policy.max_attempts == 4
 
 
+# What each way of making a connection stores in `extra` for fields the user did not touch or typed.
+UI_FORM_UNTOUCHED = {
+    "timeout": None,
+    "max_attempts": None,
+    "max_retry_wait": None,
+    "allow_insecure_http": None,
+}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param(UI_FORM_UNTOUCHED, id="ui-form-nulls"),
+        pytest.param({key: "" for key in UI_FORM_UNTOUCHED}, id="blank-strings"),
+        pytest.param({key: "  " for key in UI_FORM_UNTOUCHED}, id="whitespace"),
+        pytest.param({}, id="no-extras"),
+        pytest.param(None, id="extra-absent"),
+    ],
+)
+@pytest.mark.parametrize("hook_class", [FluentsHook, TinesHook])
+def test_untouched_extras_mean_their_defaults(fluents_tines_sandbox, monkeypatch, hook_class, extra):
+    conn_id = f"{hook_class.conn_type}_default"
+    fields = json.loads(fluents_tines_sandbox.connection_env()[f"AIRFLOW_CONN_{conn_id.upper()}"])
+    if extra is not None:
+        fields["extra"] = extra
+    _conn(monkeypatch, conn_id, **fields)
+    hook = hook_class(conn_id)
+    settings = hook.settings
+    assert (settings.timeout, settings.retry_policy) == (30.0, RetryPolicy())
+    ok, message = hook.test_connection()
+    assert ok, message
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        pytest.param(
+            {"timeout": "12.5", "max_attempts": "3", "max_retry_wait": "40", "allow_insecure_http": "true"},
+            (12.5, 3, 40.0),
+            id="cli-strings",
+        ),
+        pytest.param(
+            {"timeout": 12.5, "max_attempts": 3, "max_retry_wait": 40, "allow_insecure_http": False},
+            (12.5, 3, 40.0),
+            id="json-values",
+        ),
+        pytest.param(
+            {"extra__tines__timeout": 12.5, "extra__tines__max_attempts": "3", "max_retry_wait": 40},
+            (12.5, 3, 40.0),
+            id="prefixed-form-keys",
+        ),
+    ],
+)
+def test_given_extras_are_read_from_every_connection_format(monkeypatch, extra, expected):
+    _conn(
+        monkeypatch, "tines_x", conn_type="tines", host="http://127.0.0.1:9", password="k" * 12, extra=extra
+    )
+    settings = TinesHook("tines_x").settings
+    assert (
+        settings.timeout,
+        settings.retry_policy.max_attempts,
+        settings.retry_policy.max_retry_wait,
+    ) == expected
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"allow_insecure_http": "maybe"}, "extra.allow_insecure_http: must be true or false, got 'maybe'"),
+        ({"max_attempts": 0}, "extra.max_attempts: must be an integer >= 1, got 0"),
+        ({"timeout": "soon"}, "extra.timeout: must be a number >= 0.001, got 'soon'"),
+    ],
+)
+def test_bad_extras_are_named(monkeypatch, extra, message):
+    _conn(
+        monkeypatch, "tines_bad", conn_type="tines", host="http://127.0.0.1:9", password="k" * 12, extra=extra
+    )
+    with pytest.raises(InvalidFieldError) as err:
+        _ = TinesHook("tines_bad").settings
+    assert str(err.value) == message
+
+
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
 def test_client_errors_are_never_retried_and_fail_without_task_retries(
     fluents_tines_sandbox, fast_retries, status

@@ -386,3 +386,19 @@ def test_templating_mapping_and_rollback_in_a_real_dag(fluents_tines_sandbox, ai
     for phone in (NUMBER, "+14155550102", "+14155550103"):
         assert numbers[phone]["inbound_agent"] == "agt_front_desk_v1"
     assert numbers[NUMBER]["label"] == "Support line (West)"
+
+
+# ---- log lines --------------------------------------------------------------------------------------
+
+
+def test_update_log_names_the_nested_leaf_that_changes(fluents_tines_sandbox, caplog, capsys):
+    options = fluents_tines_sandbox.state.snapshot()["tines"]["actions"][90005]["options"]
+    new_options = {**options, "subject": "New subject"}
+    new_options.pop("body")
+    run(TinesUpdateActionOperator(task_id="t", action_id=90005, options=new_options, dry_run=True))
+    logged = caplog.text + capsys.readouterr().out
+    assert 'options.subject: "High severity phishing report" -> "New subject"' in logged
+    assert "options.body: " in logged and "-> <missing>" in logged  # the whole block is replaced
+    assert "options.recipients" not in logged  # unchanged leaves are not listed
+    # The dry run shows the body it would send, not the (empty) query.
+    assert 'Would send PUT /api/v1/actions/90005 with body {"options": {"recipients": ' in logged

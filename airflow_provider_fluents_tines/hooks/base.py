@@ -192,10 +192,12 @@ class BaseServiceHook(HttpHook):
             raise InvalidFieldError(
                 "password", f"the {self.service_name} connection {self.conn_id!r} has no API key"
             )
+        allow_insecure = self._extra(extra, "allow_insecure_http")
         base_url = self._base_url(
-            conn, allow_insecure=_as_bool(extra.get("allow_insecure_http", False), "allow_insecure_http")
+            conn,
+            allow_insecure=allow_insecure is not None and _as_bool(allow_insecure, "allow_insecure_http"),
         )
-        options = {key: extra.get(key) for key in self._overrides}
+        options = {key: self._extra(extra, key) for key in self._overrides}
         options.update({key: value for key, value in self._overrides.items() if value is not None})
         policy = self._retry_policy
         if options["max_attempts"] is not None:
@@ -209,6 +211,20 @@ class BaseServiceHook(HttpHook):
         if options["timeout"] is not None:
             timeout = _as_number(options["timeout"], "timeout", minimum=0.001)
         return ApiSettings(base_url=base_url, api_key=conn.password, timeout=timeout, retry_policy=policy)
+
+    def _extra(self, extra: Mapping[str, Any], name: str) -> Any:
+        """
+        A settings extra, or None (its default) when it is absent, null or blank.
+
+        Airflow's connection form saves every field the user left untouched as null; older forms
+        stored fields as ``extra__<conn_type>__<name>``, which is read too.
+        """
+        value = extra.get(name)
+        if value is None:
+            value = extra.get(f"extra__{self.conn_type}__{name}")
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return value
 
     def _base_url(self, conn: Connection, *, allow_insecure: bool) -> str:
         raw = (conn.host or "").strip() or self.default_host
@@ -245,24 +261,9 @@ class BaseServiceHook(HttpHook):
         from airflow.sdk.log import mask_secret
 
         conn = self.get_connection(self.conn_id)
-        settings = self._settings_from(conn, conn.extra_dejson)
+        extra = conn.extra_dejson
+        settings = self._settings_from(conn, extra if isinstance(extra, Mapping) else {})
         mask_secret(settings.api_key)
-        return settings
-
-    async def aget_settings(self) -> ApiSettings:
-        """The settings, read without blocking the event loop (for triggers)."""
-        from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
-
-        conn = await get_async_connection(self.conn_id, hook=self)
-        settings = self._settings_from(conn, await get_async_extra_dejson(conn))
-        try:
-            from airflow.sdk.log import amask_secret
-
-            await amask_secret(settings.api_key)
-        except ImportError:  # Airflow < 3.3
-            from airflow.sdk.log import mask_secret
-
-            mask_secret(settings.api_key)
         return settings
 
     # ---- synchronous requests -------------------------------------------------------------------
@@ -337,7 +338,7 @@ class BaseServiceHook(HttpHook):
 
     def _send_once(self, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any) -> Any:
         settings = self.settings
-        shown = _shown_path(path, params)
+        shown = shown_path(path, params)
         try:
             response = self.session.request(
                 method, settings.base_url + path, params=params, json=json_body, timeout=settings.timeout
@@ -462,7 +463,7 @@ class BaseServiceHook(HttpHook):
         import aiohttp
 
         path, params = self.object_request(kind, object_id)
-        shown = _shown_path(path, params)
+        shown = shown_path(path, params)
         try:
             async with session.get(settings.base_url + path, params=params) as response:
                 text = await response.text()
@@ -482,5 +483,6 @@ class BaseServiceHook(HttpHook):
         return True, f"Connected to the {self.service_name} API at {self.settings.base_url}"
 
 
-def _shown_path(path: str, params: Mapping[str, Any] | None) -> str:
+def shown_path(path: str, params: Mapping[str, Any] | None) -> str:
+    """A request's path with its query, as errors and logs show it."""
     return f"{path}?{urlencode(params)}" if params else path

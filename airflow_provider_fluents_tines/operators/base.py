@@ -5,13 +5,19 @@ validate -> read -> compare -> (dry run | already up to date | record previous v
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_fluents_tines import validation
-from airflow_provider_fluents_tines.matching import Difference, differences, format_differences
+from airflow_provider_fluents_tines.matching import (
+    Difference,
+    differences,
+    format_differences,
+    leaf_differences,
+)
 from airflow_provider_fluents_tines.object_task import ObjectTaskMixin
 
 if TYPE_CHECKING:
@@ -152,11 +158,18 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
         body = self.complete_body(dict(given), current)
 
         if self.is_dry_run:
+            from airflow_provider_fluents_tines.hooks.base import shown_path
+
             self.hook.check_update(self.object_kind, body)  # update_object checks before a real write
             diff = [_diff_entry(change) for change in changes]
             method, path, params = self.hook.update_request(self.object_kind, object_id)
             planned = {"method": method, "path": path, "params": params, "body": body}
-            self.log.info("Dry run, nothing written. Would send %s %s %s", method, path, params)
+            self.log.info(
+                "Dry run, nothing written. Would send %s %s with body %s",
+                method,
+                shown_path(path, params),
+                json.dumps(body, sort_keys=True, default=str),
+            )
             self._log_diff(object_id, changes)
             context["ti"].xcom_push(key=PLANNED_REQUEST_XCOM_KEY, value=planned)
             context["ti"].xcom_push(key=DIFF_XCOM_KEY, value=diff)
@@ -189,7 +202,10 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
     def _log_diff(self, object_id: Any, changes: list[Difference]) -> None:
         if changes:
             self.log.info(
-                "%s %s: %s", self.object_kind.capitalize(), object_id, format_differences(changes, limit=50)
+                "%s %s: %s",
+                self.object_kind.capitalize(),
+                object_id,
+                format_differences(leaf_differences(changes), limit=50),
             )
         else:
             self.log.info("%s %s: no field changes (write forced).", self.object_kind.capitalize(), object_id)

@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from dataclasses import asdict
+from enum import Enum
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,6 +24,9 @@ ADMIN_PREFIX = "/_sandbox"
 _FLUENTS_PREFIX = "/v1/"
 _TINES_PREFIX = "/api/v1/"
 _TINES_RATE_LIMITED = "/api/v1/actions"
+_FLUENTS_TAGS: list[str | Enum] = ["Fluents API (emulated)"]
+_TINES_TAGS: list[str | Enum] = ["Tines API (emulated)"]
+_ADMIN_TAGS: list[str | Enum] = ["Sandbox admin"]
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests"}
 
 
@@ -185,7 +189,14 @@ def _problems(problems: list[validation.Problem]) -> None:
 
 def create_app(state: SandboxState) -> FastAPI:
     """Build the sandbox application around ``state``."""
-    app = FastAPI(title="Fluents and Tines API sandbox", docs_url=f"{ADMIN_PREFIX}/docs", openapi_url=None)
+    app = FastAPI(
+        title="Fluents and Tines API sandbox",
+        description="A local emulator of the Fluents and Tines endpoints that airflow-provider-fluents-tines "
+        "uses, with an admin API (journal, faults, config, reset, state) under `/_sandbox/`.",
+        docs_url=f"{ADMIN_PREFIX}/docs",
+        openapi_url=f"{ADMIN_PREFIX}/openapi.json",
+        redoc_url=None,
+    )
     app.state.sandbox = state
 
     @app.exception_handler(SandboxError)
@@ -194,11 +205,11 @@ def create_app(state: SandboxState) -> FastAPI:
 
     # ---- Fluents --------------------------------------------------------------------------------
 
-    @app.get("/v1/actions")
+    @app.get("/v1/actions", tags=_FLUENTS_TAGS)
     def fluents_get_action(request: Request) -> Any:
         return state.fluents_action(_required_param(request, "id"))
 
-    @app.post("/v1/actions/update", status_code=201)
+    @app.post("/v1/actions/update", status_code=201, tags=_FLUENTS_TAGS)
     async def fluents_update_action(request: Request) -> Any:
         action_id = _required_param(request, "id")
         body = await _json_object(request)
@@ -212,25 +223,25 @@ def create_app(state: SandboxState) -> FastAPI:
         )
         return state.update_fluents_action(action_id, body)
 
-    @app.get("/v1/actions/list")
+    @app.get("/v1/actions/list", tags=_FLUENTS_TAGS)
     def fluents_list_actions(request: Request) -> Any:
         return state.fluents_page(
             "actions", _int_param(request, "page", 1, 1), _int_param(request, "size", 10, 1, 100)
         )
 
-    @app.get("/v1/numbers")
+    @app.get("/v1/numbers", tags=_FLUENTS_TAGS)
     def fluents_get_number(request: Request) -> Any:
         # A '+' sent unencoded arrives as a space, and such a number is not found, as on the real API.
         return state.fluents_number(_required_param(request, "phone_number"), embed_agent=True)
 
-    @app.post("/v1/numbers/update", status_code=201)
+    @app.post("/v1/numbers/update", status_code=201, tags=_FLUENTS_TAGS)
     async def fluents_update_number(request: Request) -> Any:
         phone_number = _required_param(request, "phone_number")
         body = await _json_object(request)
         _problems(validation.fluents_number_update_problems(body))
         return state.update_fluents_number(phone_number, body)
 
-    @app.get("/v1/numbers/list")
+    @app.get("/v1/numbers/list", tags=_FLUENTS_TAGS)
     def fluents_list_numbers(request: Request) -> Any:
         return state.fluents_page(
             "numbers", _int_param(request, "page", 1, 1), _int_param(request, "size", 10, 1, 100)
@@ -243,17 +254,17 @@ def create_app(state: SandboxState) -> FastAPI:
             raise SandboxError(404, f"Action {raw} not found")
         return int(raw)
 
-    @app.get("/api/v1/actions/{action_id}")
+    @app.get("/api/v1/actions/{action_id}", tags=_TINES_TAGS)
     def tines_get_action(action_id: str) -> Any:
         return state.tines_action(tines_id(action_id))
 
-    @app.put("/api/v1/actions/{action_id}")
+    @app.put("/api/v1/actions/{action_id}", tags=_TINES_TAGS)
     async def tines_update_action(action_id: str, request: Request) -> Any:
         body = await _json_object(request)
         _problems(validation.tines_action_update_problems(body))
         return state.update_tines_action(tines_id(action_id), body)
 
-    @app.get("/api/v1/actions")
+    @app.get("/api/v1/actions", tags=_TINES_TAGS)
     def tines_list_actions(request: Request) -> Any:
         per_page = min(_int_param(request, "per_page", 20, 1), 500)
         page = _int_param(request, "page", 1, 1)
@@ -283,52 +294,52 @@ def create_app(state: SandboxState) -> FastAPI:
             },
         }
 
-    @app.get("/api/v1/info")
+    @app.get("/api/v1/info", tags=_TINES_TAGS)
     def tines_info() -> Any:
         return state.tines_info
 
     # ---- admin ----------------------------------------------------------------------------------
 
-    @app.get(f"{ADMIN_PREFIX}/journal")
+    @app.get(f"{ADMIN_PREFIX}/journal", tags=_ADMIN_TAGS)
     def admin_journal(method: str | None = None, path: str | None = None) -> Any:
         return state.journal(method, path)
 
-    @app.delete(f"{ADMIN_PREFIX}/journal", status_code=204)
+    @app.delete(f"{ADMIN_PREFIX}/journal", status_code=204, tags=_ADMIN_TAGS)
     def admin_clear_journal() -> None:
         state.clear_journal()
 
-    @app.get(f"{ADMIN_PREFIX}/faults")
+    @app.get(f"{ADMIN_PREFIX}/faults", tags=_ADMIN_TAGS)
     def admin_faults() -> Any:
         return [asdict(fault) for fault in state.faults]
 
-    @app.post(f"{ADMIN_PREFIX}/faults", status_code=201)
+    @app.post(f"{ADMIN_PREFIX}/faults", status_code=201, tags=_ADMIN_TAGS)
     async def admin_add_fault(request: Request) -> Any:
         try:
             return asdict(state.add_fault(**(await request.json())))
         except TypeError as err:
             return JSONResponse({"error": str(err)}, status_code=400)
 
-    @app.delete(f"{ADMIN_PREFIX}/faults", status_code=204)
+    @app.delete(f"{ADMIN_PREFIX}/faults", status_code=204, tags=_ADMIN_TAGS)
     def admin_clear_faults() -> None:
         state.clear_faults()
 
-    @app.get(f"{ADMIN_PREFIX}/config")
+    @app.get(f"{ADMIN_PREFIX}/config", tags=_ADMIN_TAGS)
     def admin_config() -> Any:
         return state.configure()
 
-    @app.put(f"{ADMIN_PREFIX}/config")
+    @app.put(f"{ADMIN_PREFIX}/config", tags=_ADMIN_TAGS)
     async def admin_configure(request: Request) -> Any:
         try:
             return state.configure(**(await request.json()))
         except TypeError as err:
             return JSONResponse({"error": str(err)}, status_code=400)
 
-    @app.post(f"{ADMIN_PREFIX}/reset", status_code=204)
+    @app.post(f"{ADMIN_PREFIX}/reset", status_code=204, tags=_ADMIN_TAGS)
     async def admin_reset(request: Request) -> None:
         raw = await request.body()
         state.reset(json.loads(raw) if raw else None)
 
-    @app.get(f"{ADMIN_PREFIX}/state")
+    @app.get(f"{ADMIN_PREFIX}/state", tags=_ADMIN_TAGS)
     def admin_state() -> Any:
         return state.snapshot()
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from asgiref.sync import sync_to_async
 
+from airflow_provider_fluents_tines.exceptions import ApiRequestError
 from airflow_provider_fluents_tines.hooks import load_hook_class
+
+if TYPE_CHECKING:
+    from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
 
 
 class ObjectStateTrigger(BaseTrigger):
@@ -84,12 +89,22 @@ class ObjectStateTrigger(BaseTrigger):
             return self.poke_interval
         return min(self.max_interval, self.poke_interval * 2 ** max(0, unmatched_polls - 1))
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_fluents_tines.exceptions import ApiRequestError
+    def _prepare_hook(self) -> BaseServiceHook:
+        """
+        Everything synchronous the trigger needs before its first poll, run in a worker thread: the
+        imports of the HTTP stack (a first trigger in a triggerer process would otherwise stall
+        every other trigger for a second), the connection lookup, and the key's masking.
+        """
+        import aiohttp  # noqa: F401  (so that no poll imports it on the event loop)
 
+        hook = load_hook_class(self.hook_class_path)(self.conn_id)
+        _ = hook.settings
+        return hook
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            hook = load_hook_class(self.hook_class_path)(self.conn_id)
-            settings = await hook.aget_settings()
+            hook = await sync_to_async(self._prepare_hook)()
+            settings = hook.settings
             policy = settings.retry_policy
             unmatched = failures = 0
             last_diff: list[dict[str, Any]] = []
