@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow_provider_fluents_tines.redaction import printable, scrub
+from airflow_provider_fluents_tines.version_compat import AirflowException, AirflowFailException
 
 _MAX_MESSAGE_CHARS = 500
 
@@ -78,14 +80,17 @@ def _rebuild_api_error(cls: type[ApiRequestError], kwargs: dict[str, Any]) -> Ap
     return cls(**kwargs)
 
 
-def extract_api_message(body: str | bytes | None) -> str:
+def extract_api_message(body: str | bytes | None, secrets: Iterable[str] = ()) -> str:
     """
-    Return the human message from an error body of either API.
+    Return the human message from an error body of either API, fit for a log line.
 
     Fluents (NestJS) answers ``{message, error, statusCode}`` where ``message`` may be a list;
     older Vocode paths answer ``{"detail": [{loc, msg}]}``; Tines bodies vary between
     ``{"errors": [{"message": ...}]}``, a bare list, ``{"errors": {field: [...]}}``,
     ``{"error": "..."}`` and plain text.
+
+    :param secrets: values to scrub out (the API key a server may echo): scrubbed before the
+        message is cut short, so a cut cannot leave part of one.
     """
     if isinstance(body, bytes):
         body = body.decode("utf-8", errors="replace")
@@ -93,11 +98,10 @@ def extract_api_message(body: str | bytes | None) -> str:
     if not text:
         return "(empty body)"
     try:
-        parsed = json.loads(text)
+        message = _message_from(json.loads(text)) or text
     except ValueError:
-        return _clip(text)
-    message = _message_from(parsed)
-    return _clip(message if message else text)
+        message = text
+    return _clip(printable(scrub(message, secrets)))
 
 
 def _message_from(value: Any) -> str:

@@ -9,6 +9,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from airflow_provider_fluents_tines.redaction import REDACTED, is_sensitive_path, redact
+
 
 class _Missing:
     def __repr__(self) -> str:
@@ -26,8 +28,14 @@ class Difference(NamedTuple):
     observed: Any
 
     def as_dict(self) -> dict[str, Any]:
+        """The difference for XCom, trigger events and messages: values under sensitive keys redacted."""
         observed = None if self.observed is MISSING else self.observed
-        return {"field": self.path, "expected": self.expected, "observed": observed}
+        return {"field": self.path, "expected": self._shown(self.expected), "observed": self._shown(observed)}
+
+    def _shown(self, value: Any) -> Any:
+        if value is MISSING or value is None:
+            return value
+        return REDACTED if is_sensitive_path(self.path) else redact(value)
 
     @classmethod
     def from_dict(cls, entry: dict[str, Any]) -> Difference:
@@ -104,8 +112,10 @@ def _split(path: str, expected: Any, observed: Any, out: list[Difference]) -> No
 
 
 def format_differences(found: list[Difference], *, limit: int = 10) -> str:
-    """A short, readable ``field: observed -> expected`` listing for logs."""
-    lines = [f"{d.path}: {_short(d.observed)} -> {_short(d.expected)}" for d in found[:limit]]
+    """A short, readable ``field: observed -> expected`` listing for logs; secrets show as ``***``."""
+    lines = [
+        f"{d.path}: {_short(d._shown(d.observed))} -> {_short(d._shown(d.expected))}" for d in found[:limit]
+    ]
     if len(found) > limit:
         lines.append(f"... and {len(found) - limit} more")
     return "; ".join(lines)

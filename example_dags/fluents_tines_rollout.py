@@ -12,20 +12,21 @@ A multi-step rollout of a new inbound agent across support lines, with its Tines
 
 The params default to the sandbox's seed; point the connections `fluents_default` and
 `tines_default` at real accounts and pass your own numbers, agent and action to run it for real.
-Sensors poll every `FLUENTS_TINES_POKE_INTERVAL` seconds (30 when unset) and wait deferred.
+Sensors poll every `FLUENTS_TINES_POKE_INTERVAL` seconds (30 when unset); they wait deferred when
+`[operators] default_deferrable` is on (a triggerer is running), in poke mode otherwise.
 """
 
 from __future__ import annotations
 
 import os
 
-from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import DAG, Param, get_current_context, task
 
 from airflow_provider_fluents_tines.operators.fluents import FluentsUpdateNumberOperator
 from airflow_provider_fluents_tines.operators.tines import TinesUpdateActionOperator
 from airflow_provider_fluents_tines.sensors.fluents import FluentsNumberSensor
 from airflow_provider_fluents_tines.sensors.tines import TinesActionSensor
+from airflow_provider_fluents_tines.version_compat import AirflowFailException
 
 POKE_INTERVAL = float(os.environ.get("FLUENTS_TINES_POKE_INTERVAL", "30"))
 ESCALATION_OPTIONS = {
@@ -81,7 +82,6 @@ with DAG(
         expected={"inbound_agent": agent},
         poke_interval=POKE_INTERVAL,
         timeout=15 * 60,
-        deferrable=True,
     )
     route_remaining = FluentsUpdateNumberOperator.partial(
         task_id="route_remaining", inbound_agent=agent
@@ -91,7 +91,6 @@ with DAG(
         expected={"inbound_agent": agent},
         poke_interval=POKE_INTERVAL,
         timeout=15 * 60,
-        deferrable=True,
     ).expand(phone_number=numbers)
     enable_escalation = TinesUpdateActionOperator(
         task_id="enable_escalation", action_id=escalation_id, disabled=False, options=ESCALATION_OPTIONS
@@ -102,7 +101,6 @@ with DAG(
         expected={"disabled": False, "options": {"subject": "{{ params.escalation_subject }}"}},
         poke_interval=POKE_INTERVAL,
         timeout=15 * 60,
-        deferrable=True,
     )
 
     forward = [
@@ -124,19 +122,19 @@ with DAG(
         task_id="rollback_escalation",
         action_id=escalation_id,
         restore_from="enable_escalation",
-        trigger_rule=TriggerRule.ONE_FAILED,
+        trigger_rule="one_failed",
     )
     rollback_remaining = FluentsUpdateNumberOperator.partial(
-        task_id="rollback_remaining", restore_from="route_remaining", trigger_rule=TriggerRule.ONE_FAILED
+        task_id="rollback_remaining", restore_from="route_remaining", trigger_rule="one_failed"
     ).expand(phone_number=numbers)
     rollback_canary = FluentsUpdateNumberOperator(
         task_id="rollback_canary",
         phone_number=canary_number,
         restore_from="route_canary",
-        trigger_rule=TriggerRule.ONE_FAILED,
+        trigger_rule="one_failed",
     )
 
-    @task(trigger_rule=TriggerRule.ONE_FAILED)
+    @task(trigger_rule="one_failed")
     def rollout_failed() -> None:
         """Mark the run failed once the rollback has run (the rollback tasks alone would end it green)."""
         raise AirflowFailException("The rollout failed and was rolled back; see the failed task's log.")

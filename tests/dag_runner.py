@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 
@@ -12,13 +13,31 @@ def run_dag(dag: Any, **kwargs: Any) -> Any:
     Uses Airflow's DagBag sync, the same path the DAG processor takes for a file in the dags folder.
     """
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 
     DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(collect_dags=False)
+    bag = dagbag_class()(collect_dags=False)
     bag.bag_dag(dag)
+    try:  # Airflow 3.2 and newer
+        from airflow.dag_processing.dagbag import sync_bag_to_db
+    except ImportError:
+        try:  # Airflow 3.1
+            from airflow.models.dagbag import sync_bag_to_db
+        except ImportError:  # Airflow 3.0: a DagBag method, which needs the path a DagBag would have set
+            if getattr(dag, "relative_fileloc", None) is None:
+                dag.relative_fileloc = Path(dag.fileloc).name
+            bag.sync_to_db("dags-folder", None)
+            return dag.test(**kwargs)
     sync_bag_to_db(bag, "dags-folder", None)
     return dag.test(**kwargs)
+
+
+def dagbag_class() -> Any:
+    """Airflow's ``DagBag``: in ``airflow.dag_processing.dagbag`` from 3.2, ``airflow.models.dagbag`` before."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:
+        from airflow.models.dagbag import DagBag
+    return DagBag
 
 
 def task_states(dag_run: Any) -> dict[str, Any]:

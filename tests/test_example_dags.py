@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from .dag_runner import run_dag, task_states
+from .dag_runner import dagbag_class, run_dag, task_states
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "example_dags"
 NUMBERS = ("+14155550101", "+14155550102", "+14155550103")
@@ -33,9 +36,7 @@ def restorable_state(snapshot: dict) -> dict:
 
 
 def test_every_example_dag_imports_without_errors():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(EXAMPLES))
+    bag = dagbag_class()(dag_folder=str(EXAMPLES))
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {"fluents_tines_rollout", "tines_maintenance_window", "fluents_action_update"}
     for dag in bag.dags.values():
@@ -74,8 +75,11 @@ def test_rollout_failure_mid_way_restores_every_object(fluents_tines_sandbox, ai
     assert number_writes.count("agt_front_desk_v2") == 3 and number_writes.count("agt_front_desk_v1") == 3
 
 
+MAINTENANCE_IDS = {"action_ids": [90003, 90006]}
+
+
 def test_maintenance_window_disables_then_reenables(fluents_tines_sandbox, airflow_db):
-    dag_run = run_dag(load("tines_maintenance_window"))
+    dag_run = run_dag(load("tines_maintenance_window"), run_conf=MAINTENANCE_IDS)
     assert str(dag_run.state) == "success", task_states(dag_run)
     puts = [(e["path"], e["body"]["disabled"]) for e in fluents_tines_sandbox.state.journal(method="PUT")]
     assert sorted(puts) == [(f"/api/v1/actions/{i}", d) for i in (90003, 90006) for d in (False, True)]
@@ -84,13 +88,60 @@ def test_maintenance_window_disables_then_reenables(fluents_tines_sandbox, airfl
 
 
 def test_maintenance_failure_still_reenables_and_fails_the_run(fluents_tines_sandbox, airflow_db):
-    dag_run = run_dag(load("tines_maintenance_window"), run_conf={"simulate_failure": True})
+    dag_run = run_dag(
+        load("tines_maintenance_window"), run_conf={**MAINTENANCE_IDS, "simulate_failure": True}
+    )
     states = task_states(dag_run)
     assert str(dag_run.state) == "failed"
     assert states["maintenance"] == "failed" and states["maintenance_failed"] == "failed"
     assert states["reenable[0]"] == states["reenable[1]"] == "success"
     actions = fluents_tines_sandbox.state.snapshot()["tines"]["actions"]
     assert actions[90003]["disabled"] is False and actions[90006]["disabled"] is False
+
+
+def test_unconfigured_maintenance_run_changes_nothing(fluents_tines_sandbox, airflow_db):
+    """What unpausing the DAG does at once (the latest interval runs even with catchup=False)."""
+    dag_run = run_dag(load("tines_maintenance_window"))
+    states = task_states(dag_run)
+    assert str(dag_run.state) == "success", states
+    assert states["actions_to_pause"] == "success" and states["maintenance"] == "skipped"
+    assert fluents_tines_sandbox.state.journal() == []
+
+
+def test_examples_honour_default_deferrable():
+    """No example hard-codes deferrable: a deployment without a triggerer waits in poke mode."""
+    probe = (
+        "import importlib.util, inspect, sys; from pathlib import Path\n"
+        "from airflow.sdk import BaseSensorOperator\n"
+        "from airflow_provider_fluents_tines.sensors.base import BaseObjectStateSensor\n"
+        "default = inspect.signature(BaseObjectStateSensor.__init__).parameters['deferrable'].default\n"
+        "for path in sorted(Path(sys.argv[1]).glob('*.py')):\n"
+        "    spec = importlib.util.spec_from_file_location(path.stem, path)\n"
+        "    module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "    for task in module.dag.tasks:\n"
+        "        if issubclass(getattr(task, 'operator_class', type(task)), BaseSensorOperator):\n"
+        "            kwargs = getattr(task, 'partial_kwargs', None)  # a mapped sensor gets the class default\n"
+        "            print('SENSOR', task.task_id, task.deferrable if kwargs is None else kwargs.get('deferrable', default))\n"
+    )
+    seen = {}
+    for setting in ("True", "False"):
+        env = {**os.environ, "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": setting}
+        result = subprocess.run(
+            [sys.executable, "-c", probe, str(EXAMPLES)], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        # Airflow 3.0 logs to stdout while importing hooks: read only the probe's own lines
+        lines = [line.split()[1:] for line in result.stdout.splitlines() if line.startswith("SENSOR ")]
+        seen[setting] = dict(lines)
+    assert set(seen["True"]) == {
+        "wait_canary",
+        "wait_remaining",
+        "wait_escalation",
+        "wait_disabled",
+        "verify_enabled",
+        "wait_transfer",
+    }
+    assert set(seen["True"].values()) == {"True"} and set(seen["False"].values()) == {"False"}
 
 
 @pytest.mark.parametrize("transfer_number", ["+14155550177"])

@@ -63,11 +63,6 @@ INVALID = [
     ),
     (
         FluentsUpdateActionOperator,
-        {"action_id": TRANSFER, "config": {"phone_number": "+14155550100"}},
-        "config",
-    ),
-    (
-        FluentsUpdateActionOperator,
         {"action_id": TRANSFER, "action_type": "action_transfer_call", "config": {}},
         "config.phone_number",
     ),

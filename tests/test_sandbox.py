@@ -234,7 +234,7 @@ def test_tines_links_stay_symmetric(tines):
         ({"monitor_no_events_emitted": 3600}, "needs both monitor_failures and monitor_all_events"),
         ({"position": {"x": 1}}, "position must be an object {x: int, y: int}"),
         ({"num_runs_to_save": 0}, "num_runs_to_save must be a positive integer"),
-        ({"num_runs_to_save": 5}, "only to Receive Email and Webhook"),
+        ({"num_runs_to_save": 5}, "applies only to Receive Email (Agents::IMAPAgent) and Webhook"),
         ({"source_ids": [90101]}, "another story"),
     ],
 )

@@ -191,7 +191,8 @@ def test_deferrable_sensor_checks_once_then_defers_without_the_key(fluents_tines
         sensor.execute({})
     trigger = deferred.value.trigger
     assert isinstance(trigger, ObjectStateTrigger) and deferred.value.method_name == "execute_complete"
-    assert deferred.value.timeout.total_seconds() == 120
+    # Airflow's deferral timeout is a backstop a minute after the trigger's own deadline.
+    assert 119 < deferred.value.timeout.total_seconds() - 60 <= 120
     assert len(gets(fluents_tines_sandbox)) == 1
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_fluents_tines.triggers.state.ObjectStateTrigger"
@@ -214,13 +215,13 @@ def test_trigger_times_out_by_itself_with_the_remaining_diff(fluents_tines_sandb
     event = first_event(
         tines_trigger(expected={"name": "never"}, poke_interval=0.2, end_time=time.time() + 0.7)
     )
-    assert event == {
-        "status": "timeout",
-        "diff": [{"field": "name", "expected": "never", "observed": "Escalate to on-call"}],
-    }
+    assert event["status"] == "timeout"
+    assert event["diff"] == [{"field": "name", "expected": "never", "observed": "Escalate to on-call"}]
+    assert event["wait_log"]["differences"] == event["diff"] and event["wait_log"]["failure"] is None
     sensor = TinesActionSensor(task_id="s", action_id=90005, expected={"name": "never"}, soft_fail=True)
     with pytest.raises(
-        AirflowSkipException, match=r"still differing: name: \"Escalate to on-call\" -> \"never\""
+        AirflowSkipException,
+        match=r"last read at \d\d:\d\d:\d\d UTC: still differing: name: \"Escalate to on-call\" -> \"never\"",
     ):
         sensor.execute_complete({}, event)
     with pytest.raises(AirflowSensorTimeout):
@@ -335,3 +336,82 @@ def test_reschedule_mode_frees_the_slot_between_pokes(fluents_tines_sandbox):
     done = TinesActionSensor(task_id="s", action_id=90005, expected={"disabled": True}, mode="reschedule")
     assert done.execute({"ti": RescheduleTI()})["id"] == 90005
     assert len(gets(fluents_tines_sandbox)) == 2
+
+
+# ---- deadlines and what a timeout says (issue #11, defects 9 and 10) -------------------------------------
+
+
+def _timed_out_message(sensor, context=None) -> str:
+    with pytest.raises((AirflowSensorTimeout, AirflowSkipException)) as err:
+        sensor.execute(context or {})
+    return str(err.value)
+
+
+def test_poke_mode_with_failing_reads_ends_near_its_timeout(fluents_tines_sandbox):
+    # Four 503s on the first read used to keep the first poke in hook retries for 12-17 s.
+    fluents_tines_sandbox.state.add_fault(method="GET", path="/api/v1/actions/*", status=503, count=4)
+    sensor = TinesActionSensor(
+        task_id="s", action_id=90005, expected={"name": "never"}, timeout=3, poke_interval=1, mode="poke"
+    )
+    started = time.monotonic()
+    message = _timed_out_message(sensor)
+    elapsed = time.monotonic() - started
+    # The bound: the timeout, one poke interval and one request deadline (the 30 s default timeout
+    # would never be reached here: every attempt is cut to the sensor's deadline).
+    assert elapsed < 3 + 1 + 1.5, f"the sensor ended {elapsed:.1f} s after it started"
+    assert "Sensor has timed out" in message
+    assert "No read succeeded; the last one failed at" in message and "HTTP 503" in message
+    # No request after the deadline: three attempts in the first poke, none in the late one.
+    assert len(gets(fluents_tines_sandbox)) == 3
+
+
+def test_deferrable_first_poke_counts_toward_the_timeout(fluents_tines_sandbox):
+    fluents_tines_sandbox.state.add_fault(method="GET", path="/api/v1/actions/*", status=503, count=3)
+    sensor = TinesActionSensor(
+        task_id="s",
+        action_id=90005,
+        expected={"name": "never"},
+        timeout=4,
+        deferrable=True,
+        poke_interval=0.5,
+    )
+    started = time.time()
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute({})
+    # The trigger's deadline is the sensor's, fixed before the worker's first poke and its retries.
+    assert deferred.value.trigger.end_time <= started + 4 + 0.01
+    event = first_event(deferred.value.trigger)
+    assert event["status"] == "timeout" and time.time() - started < 4 + 0.5 + 1.5
+
+
+def test_a_wait_that_never_read_the_object_says_so(fluents_tines_sandbox):
+    fluents_tines_sandbox.state.add_fault(method="GET", path="/api/v1/actions/*", status=500, count=100)
+    event = first_event(tines_trigger(poke_interval=0.2, end_time=time.time() + 0.8))
+    sensor = TinesActionSensor(task_id="s", action_id=90005, expected={"disabled": False}, timeout=1)
+    with pytest.raises(AirflowSensorTimeout) as err:
+        sensor.execute_complete({}, event)
+    message = str(err.value)
+    assert "no read succeeded; the last one failed at" in message and "HTTP 500" in message
+    assert "not found" not in message
+
+
+def test_an_object_deleted_mid_wait_is_reported_missing_not_with_old_values(fluents_tines_sandbox):
+    state = fluents_tines_sandbox.state
+    threading.Timer(0.3, lambda: state.reset({"tines": {"actions": []}})).start()
+    event = first_event(
+        tines_trigger(expected={"name": "never"}, poke_interval=0.2, end_time=time.time() + 1.2)
+    )
+    sensor = TinesActionSensor(task_id="s", action_id=90005, expected={"name": "never"}, timeout=1)
+    with pytest.raises(AirflowSensorTimeout) as err:
+        sensor.execute_complete({}, event)
+    message = str(err.value)
+    assert "the object does not exist (404)" in message and "Escalate to on-call" not in message
+
+
+def test_ids_with_control_or_bidi_characters_are_escaped_in_logs(fluents_tines_sandbox, caplog, capsys):
+    forged = "act\u202eevil\x1b[2J"  # passes the id rule (no whitespace), yet must not reach a log raw
+    sensor = FluentsActionSensor(task_id="s", action_id=forged, expected={"label": "x"})
+    assert sensor.poke({}) is False  # no such action: waited for
+    logged = caplog.text + "".join(capsys.readouterr())
+    assert "act\\u202eevil\\x1b[2J" in logged
+    assert "\u202e" not in logged and "\x1b" not in logged

@@ -9,6 +9,7 @@ import email.utils
 import ipaddress
 import json
 import random
+import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 import requests
-import tenacity
+import urllib3
 from airflow.providers.http.hooks.http import HttpHook
 from requests.auth import AuthBase
 
@@ -30,6 +31,7 @@ from airflow_provider_fluents_tines.exceptions import (
     extract_api_message,
 )
 from airflow_provider_fluents_tines.matching import Difference, differences
+from airflow_provider_fluents_tines.redaction import sensitive_values, shown_value, without_userinfo
 
 if TYPE_CHECKING:
     import aiohttp
@@ -234,11 +236,18 @@ class BaseServiceHook(HttpHook):
             )
         if "://" not in raw:
             raw = f"{conn.schema or 'https'}://{raw}"
-        parts = urlsplit(raw)
+        try:
+            parts = urlsplit(raw)
+            port = parts.port
+        except ValueError:  # a bad port or IPv6 literal
+            parts, port = urlsplit(""), None
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+            # Never echo what was given: a pasted URL may carry user:password@.
             raise InvalidFieldError(
-                "host", f"must be a domain or an http(s) URL without credentials, got {raw!r}"
+                "host",
+                "must be a domain or an http(s) URL without credentials, "
+                f"got {shown_value(without_userinfo(raw))}",
             )
         if scheme == "http" and not _is_loopback(parts.hostname) and not allow_insecure:
             raise InvalidFieldError(
@@ -247,7 +256,7 @@ class BaseServiceHook(HttpHook):
                 "or with the allow_insecure_http extra set to true)",
             )
         netloc = parts.netloc
-        if conn.port and parts.port is None:
+        if conn.port and port is None:
             netloc = f"{netloc}:{conn.port}"
         return self._clean_base_path(f"{scheme}://{netloc}{parts.path}".rstrip("/"))
 
@@ -258,7 +267,7 @@ class BaseServiceHook(HttpHook):
     @cached_property
     def settings(self) -> ApiSettings:
         """The connection's settings, read once per hook; registers the API key with the secrets masker."""
-        from airflow.sdk.log import mask_secret
+        from airflow_provider_fluents_tines.version_compat import mask_secret
 
         conn = self.get_connection(self.conn_id)
         extra = conn.extra_dejson
@@ -300,52 +309,88 @@ class BaseServiceHook(HttpHook):
         *,
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
-    ) -> Any:
+        deadline: float | None = None,
+    ) -> dict[str, Any]:
         """
-        Send one API call under the retry policy and return its parsed JSON (None for an empty body).
+        Send one API call under the retry policy and return its JSON object.
 
         Every method of both APIs that this provider calls is a read or an idempotent update, so
-        re-sending after a timeout or a 5xx cannot duplicate an effect.
+        re-sending after a timeout or a 5xx cannot duplicate an effect. Each attempt must receive its
+        whole response within the ``timeout`` setting; the whole call ends within ``max_retry_wait``
+        plus one ``timeout``.
 
+        :param deadline: an epoch second the call must end by (a sensor's own timeout): attempts are
+            cut to it, and no retry starts once its wait would reach it.
         :raises ApiClientError: on a 4xx that retrying cannot fix (fails the task without retries).
-        :raises ApiRequestError: when transient failures outlast the retry policy.
+        :raises ApiRequestError: when transient failures outlast the retry policy or the deadline,
+            or when a success answer is not a JSON object.
         """
-        policy = self.settings.retry_policy
+        settings = self.settings
+        policy = settings.retry_policy
+        # A server may echo the request in its errors: the body's secrets are scrubbed like the key.
+        secrets = tuple(sensitive_values(json_body))
+        started = time.time()
+        ends_by = started + policy.max_retry_wait + settings.timeout
+        if deadline is not None:
+            ends_by = min(ends_by, deadline)
+        failures = 0
+        while True:
+            left = ends_by - time.time()
+            if left <= 0:
+                raise self._error(
+                    settings, method, shown_path(path, params), None, "no time left before the deadline", True
+                )
+            try:
+                return self._send_once(method, path, params, json_body, min(settings.timeout, left), secrets)
+            except ApiRequestError as err:
+                failures += 1
+                if not err.retryable or failures >= policy.max_attempts:
+                    raise
+                wait = policy.delay(failures, err.retry_after)
+                resume = time.time() + wait
+                if resume - started >= policy.max_retry_wait or resume >= ends_by:
+                    raise
+                self.log.warning(
+                    "%s; retrying in %.1f s (attempt %d of %d)", err, wait, failures + 1, policy.max_attempts
+                )
+                time.sleep(wait)
 
-        def wait(state: tenacity.RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            return policy.delay(state.attempt_number, getattr(error, "retry_after", None))
-
-        def log_retry(state: tenacity.RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            self.log.warning(
-                "%s; retrying in %.1f s (attempt %d of %d)",
-                error,
-                state.upcoming_sleep,
-                state.attempt_number + 1,
-                policy.max_attempts,
-            )
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(lambda e: isinstance(e, ApiRequestError) and e.retryable),
-            wait=wait,
-            stop=tenacity.stop_after_attempt(policy.max_attempts)
-            | tenacity.stop_before_delay(policy.max_retry_wait),
-            before_sleep=log_retry,
-            reraise=True,
-        )
-        return retrying(self._send_once, method, path, params, json_body)
-
-    def _send_once(self, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any) -> Any:
+    def _send_once(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        timeout: float,
+        secrets: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
+        """One attempt, which ends within ``timeout`` (plus a read's slack) whatever the server does."""
         settings = self.settings
         shown = shown_path(path, params)
+        ends_by = time.monotonic() + timeout
         try:
             response = self.session.request(
-                method, settings.base_url + path, params=params, json=json_body, timeout=settings.timeout
+                method,
+                settings.base_url + path,
+                params=params,
+                json=json_body,
+                timeout=(timeout, timeout),
+                stream=True,
             )
         except _TRANSIENT_TRANSPORT_ERRORS as err:
             raise self._error(settings, method, shown, None, f"{type(err).__name__}: {err}", True) from err
-        return self._parse(settings, method, shown, response.status_code, response.headers, response.text)
+        try:
+            body = _read_body(response, ends_by)
+        except _BodyTimeout:
+            response.close()
+            message = f"the response did not complete within {timeout:.3g} s"
+            raise self._error(settings, method, shown, response.status_code, message, True) from None
+        except (*_TRANSIENT_TRANSPORT_ERRORS, OSError, urllib3.exceptions.HTTPError) as err:
+            response.close()
+            message = f"the response broke off: {type(err).__name__}: {err}"
+            raise self._error(settings, method, shown, response.status_code, message, True) from err
+        text = body.decode(response.encoding or "utf-8", errors="replace")
+        return self._parse(settings, method, shown, response.status_code, response.headers, text, secrets)
 
     # ---- one place for status codes and bodies ---------------------------------------------------
 
@@ -357,20 +402,26 @@ class BaseServiceHook(HttpHook):
         status: int,
         headers: Mapping[str, str],
         text: str,
-    ) -> Any:
+        secrets: tuple[str, ...] = (),
+    ) -> dict[str, Any]:
         if 200 <= status < 300:
-            if not text.strip():
-                return None
             try:
-                return json.loads(text)
+                parsed = json.loads(text)
             except ValueError:
+                if not text.strip():
+                    message = f"an empty HTTP {status} answer where a JSON object was due"
+                    raise self._error(settings, method, shown, status, message, False) from None
                 # A proxy page or a cut-off body: worth another try, and the updates are idempotent.
                 message = "malformed JSON in a success response"
                 raise self._error(settings, method, shown, status, message, True) from None
+            if not isinstance(parsed, dict):
+                # Not a transient fault: this is not the endpoint the provider was written for.
+                message = f"a JSON {type(parsed).__name__} where a JSON object was due: {text.strip()}"
+                raise self._error(settings, method, shown, status, message, False, None, secrets)
+            return parsed
         retry_after = parse_retry_after(headers.get("Retry-After")) if status in (429, 503) else None
-        message = extract_api_message(text)
         transient = RetryPolicy.is_transient(status)
-        raise self._error(settings, method, shown, status, message, transient, retry_after)
+        raise self._error(settings, method, shown, status, text, transient, retry_after, secrets)
 
     def _error(
         self,
@@ -381,9 +432,9 @@ class BaseServiceHook(HttpHook):
         message: str,
         retryable: bool,
         retry_after: float | None = None,
+        secrets: tuple[str, ...] = (),
     ) -> ApiRequestError:
-        if settings.api_key:
-            message = message.replace(settings.api_key, "***")
+        """The provider's error for a failed call; ``message`` (a server's body, too) is scrubbed and cut."""
         client_error = status is not None and 400 <= status < 500 and not retryable
         error_class = ApiClientError if client_error else ApiRequestError
         return error_class(
@@ -391,7 +442,7 @@ class BaseServiceHook(HttpHook):
             method=method,
             path=shown,
             http_status=status,
-            api_message=message,
+            api_message=extract_api_message(message, secrets=[settings.api_key, *secrets]),
             retryable=retryable,
             retry_after=retry_after,
         )
@@ -406,9 +457,10 @@ class BaseServiceHook(HttpHook):
         """Path and query of the GET that reads one object of ``kind``; validates the id."""
         raise NotImplementedError
 
-    def get_object(self, kind: str, object_id: Any) -> dict[str, Any]:
+    def get_object(self, kind: str, object_id: Any, *, deadline: float | None = None) -> dict[str, Any]:
+        """Read one object of ``kind``; ``deadline`` (epoch seconds) bounds the call with its retries."""
         path, params = self.object_request(kind, object_id)
-        return self.request("GET", path, params=params)
+        return self.request("GET", path, params=params, deadline=deadline)
 
     def update_request(self, kind: str, object_id: Any) -> tuple[str, str, dict[str, Any]]:
         """Method, path and query of the update of one object of ``kind``; validates the id."""
@@ -426,6 +478,13 @@ class BaseServiceHook(HttpHook):
 
     def normalize(self, kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
         """The object in the vocabulary of its update request, for matching and previous values."""
+        return dict(obj)
+
+    def as_update_answer(self, kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        The object in the shape the update endpoint answers with, whichever call read it: what an
+        update operator returns, so that its return value has one shape whether it wrote or not.
+        """
         return dict(obj)
 
     def state_differences(
@@ -451,11 +510,19 @@ class BaseServiceHook(HttpHook):
             yield session
 
     async def aget_object(
-        self, session: aiohttp.ClientSession, settings: ApiSettings, kind: str, object_id: Any
+        self,
+        session: aiohttp.ClientSession,
+        settings: ApiSettings,
+        kind: str,
+        object_id: Any,
+        *,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """
         Read one object with a single GET, no retries: the trigger's loop paces the polls.
 
+        :param timeout: seconds for the whole response, at most the ``timeout`` setting (a trigger
+            cuts it to its own deadline).
         :raises ApiRequestError: as the synchronous path does, with ``retry_after`` when given.
         """
         import asyncio
@@ -464,11 +531,17 @@ class BaseServiceHook(HttpHook):
 
         path, params = self.object_request(kind, object_id)
         shown = shown_path(path, params)
+        seconds = settings.timeout if timeout is None else min(settings.timeout, timeout)
         try:
-            async with session.get(settings.base_url + path, params=params) as response:
-                text = await response.text()
+            async with session.get(
+                settings.base_url + path, params=params, timeout=aiohttp.ClientTimeout(total=seconds)
+            ) as response:
+                text = (await response.read()).decode(response.charset or "utf-8", errors="replace")
                 return self._parse(settings, "GET", shown, response.status, response.headers, text)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+        except asyncio.TimeoutError as err:
+            message = f"the response did not complete within {seconds:.3g} s"
+            raise self._error(settings, "GET", shown, None, message, True) from err
+        except aiohttp.ClientError as err:
             raise self._error(settings, "GET", shown, None, f"{type(err).__name__}: {err}", True) from err
 
     # ---- connection test ------------------------------------------------------------------------
@@ -481,6 +554,40 @@ class BaseServiceHook(HttpHook):
         except Exception as err:
             return False, str(err)
         return True, f"Connected to the {self.service_name} API at {self.settings.base_url}"
+
+
+class _BodyTimeout(Exception):
+    """The body did not arrive in full before the attempt's deadline."""
+
+
+_READ_SIZE = 64 * 1024
+
+
+def _read_body(response: requests.Response, ends_by: float) -> bytes:
+    """
+    Read a streamed response's whole body by ``ends_by`` (monotonic seconds).
+
+    requests' timeout bounds each socket read, so a server trickling a byte at a time could hold a
+    call for minutes; here every read's timeout is cut to the time left, and reads return what one
+    receive brings (``read1``), so the deadline holds however slowly the bytes come.
+    """
+    raw = response.raw
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    read = getattr(raw, "read1", None) or raw.read  # read1: urllib3 2.1 and newer
+    chunks: list[bytes] = []
+    while True:
+        left = ends_by - time.monotonic()
+        if left <= 0:
+            raise _BodyTimeout
+        if isinstance(sock, socket.socket):
+            sock.settimeout(left)
+        try:
+            chunk = read(_READ_SIZE, decode_content=True)
+        except (TimeoutError, urllib3.exceptions.ReadTimeoutError) as err:
+            raise _BodyTimeout from err
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 def shown_path(path: str, params: Mapping[str, Any] | None) -> str:

@@ -100,7 +100,7 @@ class FluentsHook(BaseServiceHook):
     def normalize(self, kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
         """
         A number's ``inbound_agent`` (and ``telephony_account_connection``) as an id, whether the API
-        embedded the object (denormalized reads) or sent its id (normalized responses).
+        embedded the object (``GET /v1/numbers``) or sent its id (the update's answer, list items).
         """
         normalized = dict(obj)
         if kind == "number":
@@ -109,3 +109,23 @@ class FluentsHook(BaseServiceHook):
                 if isinstance(value, Mapping):
                     normalized[key] = value.get("id")
         return normalized
+
+    def as_update_answer(self, kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """The update answers a number with ids (``NormalizedNumberDto``): a read shown the same way."""
+        return self.normalize(kind, obj)
+
+    # ---- connection form on Airflow 3.0 and 3.1 (3.2+ reads it from provider info) ---------------
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The form's field behaviour, from ``get_provider_info()`` (read by Airflow 3.0 and 3.1 only)."""
+        from airflow_provider_fluents_tines.hooks._connection_form import ui_field_behaviour
+
+        return ui_field_behaviour(cls.conn_type)
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The form's extra fields, from ``get_provider_info()`` (read by Airflow 3.0 and 3.1 only)."""
+        from airflow_provider_fluents_tines.hooks._connection_form import connection_form_widgets
+
+        return connection_form_widgets(cls.conn_type)

@@ -19,6 +19,16 @@ from airflow_provider_fluents_tines.matching import (
     leaf_differences,
 )
 from airflow_provider_fluents_tines.object_task import ObjectTaskMixin
+from airflow_provider_fluents_tines.redaction import (
+    REDACTED,
+    airflow_fernet,
+    decrypt_sensitive,
+    encrypt_sensitive,
+    has_encrypted,
+    redact,
+    sensitive_values,
+    shown_value,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -75,6 +85,14 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
     :param force: write even when the object already shows every requested value.
     :param restore_from: restore the fields that task changed on this object (its
         ``previous_values`` XCom); takes no field arguments. Mapped tasks are matched by object id.
+    :param allow_unrestorable_secrets: without a Fernet key (``[core] fernet_key``), a change to a field
+        holding a secret (a Tines webhook's ``options.secret``) is refused, since its old value could
+        only be kept in the clear; with this flag the change is made and the old secret is not kept
+        (a rollback then refuses to restore that field).
+
+    Secrets (values under keys Airflow's masker deems sensitive) are shown as ``***`` in logs, in
+    the returned object and in the ``diff`` and ``planned_request`` XComs; in ``previous_values``
+    they are Fernet-encrypted.
     """
 
     ui_color = "#d6eaf8"
@@ -86,9 +104,16 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
     companion_fields: ClassVar[Mapping[str, Sequence[str]]] = {}
 
     def __init__(
-        self, *, dry_run: bool = False, force: bool = False, restore_from: str | None = None, **kwargs: Any
+        self,
+        *,
+        dry_run: bool = False,
+        force: bool = False,
+        restore_from: str | None = None,
+        allow_unrestorable_secrets: bool = False,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.allow_unrestorable_secrets = allow_unrestorable_secrets
         # BaseOperator.dry_run() is a method (template rendering); keep the flag under another name.
         self.is_dry_run = dry_run
         self.force = force
@@ -99,6 +124,15 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
     def field_problems(self, fields: Mapping[str, Any]) -> list[validation.Problem]:
         """The API rules broken by ``fields`` (the given fields, before anything is read)."""
         raise NotImplementedError
+
+    def object_problems(
+        self, fields: Mapping[str, Any], current: Mapping[str, Any]
+    ) -> list[validation.Problem]:
+        """
+        The API rules broken by ``fields`` that need the object as read (its type): checked after the
+        read, before anything is pushed or written.
+        """
+        return []
 
     def complete_body(self, fields: dict[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
         """The body to send, from the given fields and the object as read (read-modify-write)."""
@@ -144,15 +178,18 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
                     "Task %r changed nothing on %s %s: nothing to restore.",
                     self.restore_from,
                     self.object_kind,
-                    object_id,
+                    shown_value(object_id),
                 )
-                return self.hook.get_object(self.object_kind, object_id)
+                return self._returned(self.hook.get_object(self.object_kind, object_id))
             given = restored
         elif not given:
             raise validation.invalid("fields", "give at least one field to update (or restore_from)")
         validation.raise_for(self.field_problems(given), self.argument_names)
+        _mask_secrets_in(given)
 
         current = self.hook.get_object(self.object_kind, object_id)
+        _mask_secrets_in(current)
+        validation.raise_for(self.object_problems(given, current), self.argument_names)
         observed = self.hook.normalize(self.object_kind, current)
         changes = differences(given, observed, subset=False)
         body = self.complete_body(dict(given), current)
@@ -163,54 +200,111 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
             self.hook.check_update(self.object_kind, body)  # update_object checks before a real write
             diff = [_diff_entry(change) for change in changes]
             method, path, params = self.hook.update_request(self.object_kind, object_id)
-            planned = {"method": method, "path": path, "params": params, "body": body}
+            planned = {"method": method, "path": path, "params": params, "body": redact(body)}
             self.log.info(
                 "Dry run, nothing written. Would send %s %s with body %s",
                 method,
                 shown_path(path, params),
-                json.dumps(body, sort_keys=True, default=str),
+                json.dumps(planned["body"], sort_keys=True, default=str),
             )
             self._log_diff(object_id, changes)
             context["ti"].xcom_push(key=PLANNED_REQUEST_XCOM_KEY, value=planned)
             context["ti"].xcom_push(key=DIFF_XCOM_KEY, value=diff)
-            return current
+            return self._returned(current)
         if not changes and not self.force:
             self.log.info(
-                "%s %s is already up to date; nothing written.", self.object_kind.capitalize(), object_id
+                "%s %s is already up to date; nothing written.",
+                self.object_kind.capitalize(),
+                shown_value(object_id),
             )
             context["ti"].xcom_push(
                 key=PREVIOUS_VALUES_XCOM_KEY, value={"object_id": object_id, "fields": {}}
             )
-            return current
+            return self._returned(current)
 
-        previous = self.previous_values([change.path for change in changes], observed)
+        previous = self._sealed(self.previous_values([change.path for change in changes], observed))
         # Pushed before the write: if the write lands and the task then dies, the way back is known.
         context["ti"].xcom_push(
             key=PREVIOUS_VALUES_XCOM_KEY, value={"object_id": object_id, "fields": previous}
         )
         self._log_diff(object_id, changes)
-        return self.hook.update_object(self.object_kind, object_id, body)
+        return self._returned(self.hook.update_object(self.object_kind, object_id, body))
+
+    def _returned(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """The task's return value: one shape (the update's answer) whether it wrote or not, secrets starred."""
+        return redact(self.hook.as_update_answer(self.object_kind, obj))
+
+    def _sealed(self, previous: dict[str, Any]) -> dict[str, Any]:
+        """Previous values with their secrets Fernet-encrypted, or redacted with the opt-in."""
+        secret_fields = [name for name, value in previous.items() if sensitive_values({name: value})]
+        if not secret_fields:
+            return previous
+        fernet = airflow_fernet()
+        if fernet is not None:
+            return encrypt_sensitive(previous, fernet)
+        if not self.allow_unrestorable_secrets:
+            raise validation.invalid(
+                ", ".join(secret_fields),
+                "holds a secret a rollback would need, and Airflow has no Fernet key ([core] fernet_key) "
+                "to keep it encrypted; set one, or pass allow_unrestorable_secrets=True to change it "
+                "without a way back for that secret",
+            )
+        self.log.warning(
+            "No Fernet key: the old secrets of %s are not kept; a rollback cannot restore them.",
+            secret_fields,
+        )
+        return redact(previous)
 
     def _restored_fields(self, context: Context, object_id: Any) -> dict[str, Any] | None:
         pulled = context["ti"].xcom_pull(task_ids=self.restore_from, key=PREVIOUS_VALUES_XCOM_KEY)
         entries = pulled if isinstance(pulled, (list, tuple)) else [pulled]
         for entry in entries:
             if isinstance(entry, Mapping) and str(entry.get("object_id")) == str(object_id):
-                return dict(entry["fields"]) or None
+                return self._unsealed(dict(entry["fields"])) or None
         return None
+
+    def _unsealed(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """The inverse of :meth:`_sealed`; a secret that was not kept makes its field unrestorable."""
+        lost = [name for name, value in fields.items() if REDACTED in sensitive_values({name: value})]
+        if lost:
+            raise validation.invalid(
+                "restore_from",
+                f"the old secrets in {', '.join(lost)} were not kept (no Fernet key when {self.restore_from!r} "
+                "ran): restore them by hand",
+            )
+        if not has_encrypted(fields):
+            return fields
+        fernet = airflow_fernet()
+        if fernet is None:
+            raise validation.invalid(
+                "restore_from", "the previous values hold encrypted secrets and Airflow has no Fernet key now"
+            )
+        return decrypt_sensitive(fields, fernet)
 
     def _log_diff(self, object_id: Any, changes: list[Difference]) -> None:
         if changes:
             self.log.info(
                 "%s %s: %s",
                 self.object_kind.capitalize(),
-                object_id,
+                shown_value(object_id),
                 format_differences(leaf_differences(changes), limit=50),
             )
         else:
-            self.log.info("%s %s: no field changes (write forced).", self.object_kind.capitalize(), object_id)
+            self.log.info(
+                "%s %s: no field changes (write forced).",
+                self.object_kind.capitalize(),
+                shown_value(object_id),
+            )
 
 
 def _diff_entry(change: Difference) -> dict[str, Any]:
     entry = change.as_dict()
     return {"field": entry["field"], "current": entry["observed"], "requested": entry["expected"]}
+
+
+def _mask_secrets_in(value: Any) -> None:
+    """Register every secret ``value`` holds with Airflow's masker: no log line may show it."""
+    from airflow_provider_fluents_tines.version_compat import mask_secret
+
+    for secret in sensitive_values(value):
+        mask_secret(secret)

@@ -16,7 +16,8 @@ class FluentsUpdateActionOperator(BaseUpdateOperator):
     Update a Fluents call action (``POST /v1/actions/update?id=``), sending only the fields given.
 
     :param action_id: the action's id.
-    :param action_type: one of the six action types (``action_transfer_call``, ...); required with ``config``.
+    :param action_type: one of the six action types (``action_transfer_call``, ...). ``config`` given
+        without it is checked against the action's stored type, read first, which is sent with it.
     :param label: the action's label.
     :param description: the action's description.
     :param config: the type's config, replaced whole (transfer call and add-to-conference need an
@@ -76,7 +77,30 @@ class FluentsUpdateActionOperator(BaseUpdateOperator):
         self.fluents_conn_id = fluents_conn_id
 
     def field_problems(self, fields: Mapping[str, Any]) -> list[validation.Problem]:
-        return validation.fluents_action_update_problems(fields)
+        # config without action_type is checked against the action's stored type, once read.
+        return validation.fluents_action_update_problems(fields, type_pending=True)
+
+    def object_problems(
+        self, fields: Mapping[str, Any], current: Mapping[str, Any]
+    ) -> list[validation.Problem]:
+        if "config" not in fields or "type" in fields:
+            return []
+        stored_type = current.get("type")
+        if stored_type is not None and stored_type not in validation.FLUENTS_ACTION_TYPES:
+            return [
+                validation.Problem(
+                    "config",
+                    f"cannot be checked against the action's stored type {validation.shown(stored_type)}, "
+                    "which is not an action type: give action_type with it",
+                )
+            ]
+        return validation.fluents_action_update_problems(fields, current_type=stored_type)
+
+    def complete_body(self, fields: dict[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+        # The API checks config against the type: config given alone travels with the stored type.
+        if "config" in fields and "type" not in fields:
+            fields["type"] = current["type"]
+        return fields
 
 
 class FluentsUpdateNumberOperator(BaseUpdateOperator):

@@ -21,6 +21,7 @@ class TinesUpdateActionOperator(BaseUpdateOperator):
     :param options: the action's options block, replaced whole.
     :param position: ``{"x": int, "y": int}`` on the story diagram.
     :param source_ids: ids of the actions it receives events from (or ``links_to_sources``, not both).
+        Ids here and in links may be given as strings of digits; they are sent as integers.
     :param links_to_sources: ``[{"source_id": int, "type": "DEFAULT" | "NO_MATCH" | "FAILURE"}]``.
     :param receiver_ids: ids of the actions it emits events to (or ``links_to_receivers``, not both).
     :param links_to_receivers: ``[{"receiver_id": int, "type": ...}]``.
@@ -29,7 +30,8 @@ class TinesUpdateActionOperator(BaseUpdateOperator):
     :param monitor_failures: notify on failure; must be given with ``monitor_all_events``.
     :param monitor_all_events: monitor all events; must be given with ``monitor_failures``.
     :param monitor_no_events_emitted: seconds without events before a notification; needs both above.
-    :param num_runs_to_save: story runs to keep (Receive Email and Webhook actions only).
+    :param num_runs_to_save: story runs to keep (Receive Email and Webhook actions only: refused,
+        after the read and before any write, on an action of another type).
     :param tines_conn_id: the Tines connection.
 
     The flags ``dry_run``, ``force`` and ``restore_from`` are those of :class:`BaseUpdateOperator`.
@@ -114,8 +116,18 @@ class TinesUpdateActionOperator(BaseUpdateOperator):
         self.num_runs_to_save = num_runs_to_save
         self.tines_conn_id = tines_conn_id
 
+    def given_fields(self) -> dict[str, Any]:
+        # Action ids given as digit strings (rendered templates; the API page quotes them) are sent as ints.
+        return validation.tines_ids_as_ints(super().given_fields())
+
     def field_problems(self, fields: Mapping[str, Any]) -> list[validation.Problem]:
         return validation.tines_action_update_problems(fields)
+
+    def object_problems(
+        self, fields: Mapping[str, Any], current: Mapping[str, Any]
+    ) -> list[validation.Problem]:
+        # num_runs_to_save exists only for some action types: refused once the type is read.
+        return validation.tines_action_update_problems(fields, current_type=current.get("type"))
 
     def previous_values(self, changed: Sequence[str], observed: Mapping[str, Any]) -> dict[str, Any]:
         """Restore links with their types: ``source_ids`` changes are recorded as ``links_to_sources``."""

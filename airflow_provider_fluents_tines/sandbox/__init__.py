@@ -8,11 +8,21 @@ Start it with ``python -m airflow_provider_fluents_tines.sandbox``, or in-proces
         ...
         assert sandbox.state.journal(method="PUT")
 
+It binds loopback only (``127.0.0.0/8``, ``::1``, ``localhost``) unless told otherwise with
+``allow_non_loopback=True`` (CLI: ``--allow-non-loopback``): its API keys are published defaults and
+its admin API has no authentication.
+
+Knobs (``state.configure``, ``PUT /_sandbox/config``): ``visibility_lag``, ``rate_limit`` and
+``fluents_number_shape`` (``embedded``, the default, or ``normalized``: how ``GET /v1/numbers``
+shows the agent and the telephony account connection); see ``state.py``. Bad admin input is
+refused whole (``ValueError`` in-process, 422 over HTTP).
+
 Nothing here imports Airflow, so the sandbox starts in well under a second.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import threading
@@ -37,7 +47,24 @@ __all__ = [
     "SandboxState",
     "connection_env",
     "default_seed",
+    "is_loopback",
 ]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names a loopback interface: ``127.0.0.0/8``, ``::1`` or ``localhost``."""
+    name = host.strip()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    if name.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def connection_env(
@@ -57,6 +84,14 @@ def connection_env(
     }
 
 
+def non_loopback_refusal(host: str, how: str) -> str:
+    return (
+        f"refusing to bind {host!r}: it is not a loopback interface (127.0.0.0/8, ::1, localhost). "
+        "The sandbox accepts published default API keys and its admin API (/_sandbox/) has no "
+        f"authentication, so anyone who can reach it can change it. Pass {how} to bind it anyway."
+    )
+
+
 class SandboxServer:
     """
     The sandbox served by uvicorn on a background thread.
@@ -64,12 +99,25 @@ class SandboxServer:
     :param host: the interface to bind; loopback by default.
     :param port: the port; 0 picks a free one.
     :param state: the state to serve; a new one from ``state_kwargs`` (``seed``, tokens,
-        ``visibility_lag``, ``rate_limit``) when None.
+        ``visibility_lag``, ``rate_limit``, ``fluents_number_shape``) when None.
+    :param allow_non_loopback: bind a ``host`` that is not loopback (``127.0.0.0/8``, ``::1``,
+        ``localhost``); without it such a host raises ``ValueError`` here, before anything is bound.
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, state: SandboxState | None = None, **state_kwargs: Any
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state: SandboxState | None = None,
+        *,
+        allow_non_loopback: bool = False,
+        **state_kwargs: Any,
     ):
+        if not allow_non_loopback and not is_loopback(host):
+            raise ValueError(non_loopback_refusal(host, "allow_non_loopback=True"))
+        host = host.strip()
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
         self.host = host
         self.port = port
         self.state = state or SandboxState(**state_kwargs)
@@ -78,7 +126,8 @@ class SandboxServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def connection_env(self, **kwargs: Any) -> dict[str, str]:
         """``AIRFLOW_CONN_FLUENTS_DEFAULT`` and ``AIRFLOW_CONN_TINES_DEFAULT`` for this server."""

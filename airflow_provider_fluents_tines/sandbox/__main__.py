@@ -1,4 +1,9 @@
-"""``python -m airflow_provider_fluents_tines.sandbox``: serve the sandbox until interrupted."""
+"""
+``python -m airflow_provider_fluents_tines.sandbox``: serve the sandbox until interrupted.
+
+It binds loopback only unless ``--allow-non-loopback`` is given: a ``--host`` outside
+``127.0.0.0/8``, ``::1`` and ``localhost`` is refused (exit status 2) before anything is bound.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-from airflow_provider_fluents_tines.sandbox import SandboxServer, connection_env
+from airflow_provider_fluents_tines.sandbox import (
+    SandboxServer,
+    connection_env,
+    is_loopback,
+    non_loopback_refusal,
+)
+from airflow_provider_fluents_tines.sandbox.models import NUMBER_SHAPES
 from airflow_provider_fluents_tines.sandbox.state import (
     DEFAULT_FLUENTS_TOKEN,
     DEFAULT_TINES_TOKEN,
@@ -20,12 +31,22 @@ FLUENTS_TOKEN_ENV = "FLUENTS_TINES_SANDBOX_FLUENTS_TOKEN"
 TINES_TOKEN_ENV = "FLUENTS_TINES_SANDBOX_TINES_TOKEN"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_fluents_tines.sandbox",
         description="Serve a local emulator of the Fluents and Tines APIs.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="interface to bind (default 127.0.0.1); one that is not loopback needs --allow-non-loopback",
+    )
+    parser.add_argument(
+        "--allow-non-loopback",
+        action="store_true",
+        help="allow a --host that is not loopback (127.0.0.0/8, ::1, localhost): anyone who reaches "
+        "it can use the default keys and the unauthenticated admin API",
+    )
     parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     parser.add_argument("--seed", type=Path, help="JSON seed file (default: the packaged seed)")
     parser.add_argument(
@@ -46,20 +67,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--rate-limit-window", type=float, default=60.0, help="window in seconds (default 60)"
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--fluents-number-shape",
+        choices=NUMBER_SHAPES,
+        default="embedded",
+        help="GET /v1/numbers shows the agent and the telephony account connection as objects "
+        "(embedded, the default) or as ids (normalized)",
+    )
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    seed = json.loads(args.seed.read_text(encoding="utf-8")) if args.seed else None
-    state = SandboxState(
-        seed,
-        fluents_token=args.fluents_token,
-        tines_token=args.tines_token,
-        visibility_lag=args.visibility_lag,
-        rate_limit=RateLimit(args.rate_limit, args.rate_limit_max, args.rate_limit_window),
-    )
-    server = SandboxServer(args.host, args.port, state=state).start()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.allow_non_loopback and not is_loopback(args.host):
+        parser.error(non_loopback_refusal(args.host, "--allow-non-loopback"))
+    try:
+        seed = json.loads(args.seed.read_text(encoding="utf-8")) if args.seed else None
+        state = SandboxState(
+            seed,
+            fluents_token=args.fluents_token,
+            tines_token=args.tines_token,
+            visibility_lag=args.visibility_lag,
+            rate_limit=RateLimit(args.rate_limit, args.rate_limit_max, args.rate_limit_window),
+            fluents_number_shape=args.fluents_number_shape,
+        )
+    except (OSError, ValueError) as err:
+        parser.error(str(err))
+    if not is_loopback(args.host):
+        print(f"warning: the sandbox is reachable on {args.host}, with no authentication", file=sys.stderr)
+    server = SandboxServer(
+        args.host, args.port, state=state, allow_non_loopback=args.allow_non_loopback
+    ).start()
     print(f"Fluents and Tines API sandbox listening on {server.url}")
     print(f"Admin API and docs: {server.url}/_sandbox/docs")
     print("Point Airflow at it with:")

@@ -1,6 +1,14 @@
 """
 The sandbox's HTTP interface: the Fluents and Tines endpoints this provider uses, answered with the
 shapes and codes of the seeds and references, plus an admin API under ``/_sandbox/``.
+
+The admin API's bodies are the pydantic models of ``models.py``: a request that does not fit (a
+count that is not a positive integer, two effects for one fault, an unknown knob, a seed without
+the seed's shape...) is answered 422 with FastAPI's ``detail`` and changes nothing.
+
+``GET /v1/numbers`` answers the shape the ``fluents_number_shape`` knob names (``embedded`` by
+default: the agent and the telephony account connection as objects; ``normalized``: their ids).
+``POST /v1/numbers/update`` and ``GET /v1/numbers/list`` always answer normalized numbers.
 """
 
 from __future__ import annotations
@@ -8,16 +16,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
+import struct
 import time
 from dataclasses import asdict
 from enum import Enum
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import FastAPI, Request
+from fastapi import Body, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from airflow_provider_fluents_tines import validation
+from airflow_provider_fluents_tines.sandbox.models import ConfigUpdate, FaultSpec, Seed
 from airflow_provider_fluents_tines.sandbox.state import SandboxError, SandboxState, retry_after_header
 
 ADMIN_PREFIX = "/_sandbox"
@@ -28,6 +39,8 @@ _FLUENTS_TAGS: list[str | Enum] = ["Fluents API (emulated)"]
 _TINES_TAGS: list[str | Enum] = ["Tines API (emulated)"]
 _ADMIN_TAGS: list[str | Enum] = ["Sandbox admin"]
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 429: "Too Many Requests"}
+# Statuses whose answer has no body (RFC 9110): a fault with one is answered without its error body.
+_BODILESS = (204, 205, 304)
 
 
 class DroppedConnection(ConnectionAbortedError):
@@ -99,6 +112,12 @@ class _SandboxMiddleware:
                     {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]}
                 )
                 raise DroppedConnection("sandbox fault: connection dropped")
+            if fault.reset:
+                _reset_connection(send)
+                raise DroppedConnection("sandbox fault: connection reset")
+            if fault.trickle is not None:
+                await _trickle(send, fault.trickle)
+                return
             if fault.malformed:
                 await Response('{"id": "trunc', status_code=200, media_type="application/json")(
                     scope, replay, send
@@ -106,7 +125,16 @@ class _SandboxMiddleware:
                 return
             if fault.status is not None:
                 extra = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
+                if fault.status in _BODILESS:
+                    await Response(status_code=fault.status, headers=extra)(scope, replay, send)
+                    return
+                if fault.body is not None:
+                    raw = Response(fault.body, fault.status, headers=extra, media_type=fault.content_type)
+                    await raw(scope, replay, send)
+                    return
                 text = f"sandbox fault: HTTP {fault.status}"
+                if fault.echo:  # as servers that repeat the request in their errors do, key included
+                    text += f"; request headers {json.dumps(headers)}; body {body.decode('utf-8', 'replace')}"
                 await error_response(api, fault.status, text, extra)(scope, replay, send)
                 return
 
@@ -126,6 +154,43 @@ class _SandboxMiddleware:
                 await error_response(api, 429, message, retry)(scope, replay, send)
                 return
         await self.app(scope, replay, send)
+
+
+_TRICKLED_BODY = b'{"sandbox": "a slow answer"}' + b" " * 36
+
+
+async def _trickle(send: Any, interval: float) -> None:
+    """A 200 whose JSON object arrives one byte at a time (bounded: 64 bytes)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(_TRICKLED_BODY)).encode()),
+            ],
+        }
+    )
+    for index in range(len(_TRICKLED_BODY)):
+        await asyncio.sleep(interval)
+        last = index == len(_TRICKLED_BODY) - 1
+        await send(
+            {"type": "http.response.body", "body": _TRICKLED_BODY[index : index + 1], "more_body": not last}
+        )
+
+
+def _reset_connection(send: Any) -> None:
+    """
+    Reset the TCP connection (RST) without a byte of answer: uvicorn's ``send`` is a method of the
+    request's cycle, which holds the transport; SO_LINGER 0 makes closing it send RST.
+    """
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None:
+        return  # not uvicorn: the DroppedConnection the caller raises closes it instead
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 def _journal_entry(api: str, scope: dict[str, Any], headers: dict[str, str], body: bytes) -> dict[str, Any]:
@@ -232,7 +297,8 @@ def create_app(state: SandboxState) -> FastAPI:
     @app.get("/v1/numbers", tags=_FLUENTS_TAGS)
     def fluents_get_number(request: Request) -> Any:
         # A '+' sent unencoded arrives as a space, and such a number is not found, as on the real API.
-        return state.fluents_number(_required_param(request, "phone_number"), embed_agent=True)
+        # The shape (agent and connection embedded, or their ids) is the fluents_number_shape knob's.
+        return state.fluents_number(_required_param(request, "phone_number"))
 
     @app.post("/v1/numbers/update", status_code=201, tags=_FLUENTS_TAGS)
     async def fluents_update_number(request: Request) -> Any:
@@ -261,7 +327,10 @@ def create_app(state: SandboxState) -> FastAPI:
     @app.put("/api/v1/actions/{action_id}", tags=_TINES_TAGS)
     async def tines_update_action(action_id: str, request: Request) -> Any:
         body = await _json_object(request)
-        _problems(validation.tines_action_update_problems(body))
+        current_type = state.current_tines_action_type(tines_id(action_id))
+        if current_type is None:
+            raise SandboxError(404, f"Action {action_id} not found")
+        _problems(validation.tines_action_update_problems(body, current_type=current_type))
         return state.update_tines_action(tines_id(action_id), body)
 
     @app.get("/api/v1/actions", tags=_TINES_TAGS)
@@ -301,10 +370,14 @@ def create_app(state: SandboxState) -> FastAPI:
     # ---- admin ----------------------------------------------------------------------------------
 
     @app.get(f"{ADMIN_PREFIX}/journal", tags=_ADMIN_TAGS)
-    def admin_journal(method: str | None = None, path: str | None = None) -> Any:
+    def admin_journal(
+        method: Annotated[str | None, Query(pattern=r"^[A-Za-z]+$", description="an HTTP method")] = None,
+        path: Annotated[str | None, Query(min_length=1, description="a glob on the request path")] = None,
+    ) -> Any:
+        """The recorded API requests, oldest first, filtered by method and path glob."""
         return state.journal(method, path)
 
-    @app.delete(f"{ADMIN_PREFIX}/journal", status_code=204, tags=_ADMIN_TAGS)
+    @app.delete(f"{ADMIN_PREFIX}/journal", status_code=204, response_model=None, tags=_ADMIN_TAGS)
     def admin_clear_journal() -> None:
         state.clear_journal()
 
@@ -313,13 +386,11 @@ def create_app(state: SandboxState) -> FastAPI:
         return [asdict(fault) for fault in state.faults]
 
     @app.post(f"{ADMIN_PREFIX}/faults", status_code=201, tags=_ADMIN_TAGS)
-    async def admin_add_fault(request: Request) -> Any:
-        try:
-            return asdict(state.add_fault(**(await request.json())))
-        except TypeError as err:
-            return JSONResponse({"error": str(err)}, status_code=400)
+    def admin_add_fault(spec: FaultSpec) -> Any:
+        """Add a fault for the next ``count`` matching requests; 422 (and no fault) when the spec is bad."""
+        return asdict(state.add_fault(**spec.model_dump(exclude_unset=True)))
 
-    @app.delete(f"{ADMIN_PREFIX}/faults", status_code=204, tags=_ADMIN_TAGS)
+    @app.delete(f"{ADMIN_PREFIX}/faults", status_code=204, response_model=None, tags=_ADMIN_TAGS)
     def admin_clear_faults() -> None:
         state.clear_faults()
 
@@ -328,16 +399,17 @@ def create_app(state: SandboxState) -> FastAPI:
         return state.configure()
 
     @app.put(f"{ADMIN_PREFIX}/config", tags=_ADMIN_TAGS)
-    async def admin_configure(request: Request) -> Any:
-        try:
-            return state.configure(**(await request.json()))
-        except TypeError as err:
-            return JSONResponse({"error": str(err)}, status_code=400)
+    def admin_configure(update: ConfigUpdate) -> Any:
+        """Change the knobs given, all or none: 422 (and nothing changed) when any value is bad."""
+        return state.configure(**update.model_dump(exclude_none=True))
 
-    @app.post(f"{ADMIN_PREFIX}/reset", status_code=204, tags=_ADMIN_TAGS)
-    async def admin_reset(request: Request) -> None:
-        raw = await request.body()
-        state.reset(json.loads(raw) if raw else None)
+    @app.post(f"{ADMIN_PREFIX}/reset", status_code=204, response_model=None, tags=_ADMIN_TAGS)
+    def admin_reset(seed: Annotated[Seed | None, Body()] = None) -> None:
+        """
+        Reload a seed (the packaged one when the body is empty or null); clears the journal, faults
+        and rate counters. A body without the seed's shape is answered 422 and the state stays.
+        """
+        state.reset(seed.model_dump(exclude_unset=True) if seed is not None else None)
 
     @app.get(f"{ADMIN_PREFIX}/state", tags=_ADMIN_TAGS)
     def admin_state() -> Any:

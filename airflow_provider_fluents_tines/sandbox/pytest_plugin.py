@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_fluents_tines.sandbox import SandboxServer
+from airflow_provider_fluents_tines.sandbox import RateLimit, SandboxServer
 
 
 @pytest.fixture(scope="session")
@@ -26,12 +26,13 @@ def fluents_tines_sandbox(
     fluents_tines_sandbox_server: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[SandboxServer]:
     """
-    The session's sandbox, reset to the default seed (knobs off), with ``fluents_default`` and
+    The session's sandbox, reset to the default seed and the default knobs (no visibility lag, the
+    rate limit off at 100 requests a minute, numbers read embedded), with ``fluents_default`` and
     ``tines_default`` pointing at it for the length of the test.
     """
     server = fluents_tines_sandbox_server
     server.state.reset()
-    server.state.configure(visibility_lag=0.0, rate_limit={"enabled": False})
+    server.state.configure(visibility_lag=0.0, rate_limit=RateLimit(), fluents_number_shape="embedded")
     for name, value in server.connection_env().items():
         monkeypatch.setenv(name, value)
     yield server

@@ -2,6 +2,22 @@
 The sandbox's in-memory world: seeded objects, the visibility lag, the request journal, injected
 faults and the rate limiter. Every public method takes one lock, so the server's threads and a
 test's own thread can use it at once.
+
+Knobs (also under ``/_sandbox/`` over HTTP, see ``app.py``), each checked whole before anything
+changes (a bad one raises ``ValueError``; over HTTP, 422):
+
+- ``configure(visibility_lag=SECONDS)``: writes show in reads after that long.
+- ``configure(rate_limit={"enabled": True, "limit": 100, "window": 60})``: Tines' actions limit.
+- ``configure(fluents_number_shape="embedded" | "normalized")``: how ``GET /v1/numbers`` answers.
+  ``embedded`` (the default) gives the number's ``inbound_agent`` as the full agent (with its
+  ``prompt``, ``actions`` and ``voice``) and its ``telephony_account_connection`` as an object, as
+  Vocode's SDK (``vocode-api`` 0.0.48, ``PhoneNumber``) models that endpoint; ``normalized`` gives
+  both as ids. The update answer is always normalized (Fluents' update page:
+  ``NormalizedNumberDto``), and so are the list's items (the SDK's ``PhoneNumberPage``).
+- ``add_fault(...)``: see :class:`Fault`.
+
+The state stores numbers normalized: ``snapshot()`` shows ``inbound_agent`` and
+``telephony_account_connection`` as ids whatever the shape served.
 """
 
 from __future__ import annotations
@@ -20,6 +36,9 @@ from datetime import datetime, timezone
 from importlib import resources
 from typing import Any
 
+from airflow_provider_fluents_tines import validation
+from airflow_provider_fluents_tines.sandbox.models import ConfigUpdate, FaultSpec, check_seed
+
 DEFAULT_FLUENTS_TOKEN = "sandbox-fluents-key"
 DEFAULT_TINES_TOKEN = "sandbox-tines-key"
 
@@ -35,10 +54,14 @@ class Fault:
     """
     What the next ``count`` requests matching ``method`` and ``path`` (a glob) get instead of an answer.
 
-    Exactly one effect is applied: ``status`` (with an API-shaped error body, ``Retry-After`` when
-    ``retry_after`` is set), ``drop`` (the connection closes after the status line), or ``malformed``
-    (a 200 whose JSON is cut off). ``delay`` seconds are waited first; a fault with only a delay
-    then answers normally.
+    One effect at most is applied: ``status`` (200-599, with an API-shaped error body, or none for
+    204 and 304; ``Retry-After`` when ``retry_after`` is set; ``body`` answers that raw text of
+    ``content_type`` instead, ``echo`` a body that repeats the request's headers and body, as some
+    servers do), ``drop`` (the connection closes after the status line), ``malformed`` (a 200 whose
+    JSON is cut off), ``reset`` (the connection is reset with no answer) or ``trickle`` (a 200 whose
+    small JSON object arrives one byte every ``trickle`` seconds). ``delay`` seconds (at most
+    300) are waited first; a fault with only a delay then answers normally. ``add_fault`` checks a
+    spec against :class:`~airflow_provider_fluents_tines.sandbox.models.FaultSpec`.
     """
 
     method: str = "*"
@@ -49,6 +72,11 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     malformed: bool = False
+    reset: bool = False
+    trickle: float | None = None
+    body: str | None = None
+    content_type: str = "application/json"
+    echo: bool = False
     id: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -105,9 +133,12 @@ class SandboxState:
     """
     The sandbox's state and knobs; reachable in-process and through ``/_sandbox/`` on the server.
 
-    :param seed: the objects to start from; the packaged default seed when None.
+    :param seed: the objects to start from; the packaged default seed when None. It must have the
+        shape of ``default_seed.json`` (checked against ``models.Seed``; ``ValueError`` otherwise).
     :param visibility_lag: seconds before a write shows in reads.
     :param rate_limit: the Tines actions rate limit, off by default.
+    :param fluents_number_shape: ``embedded`` (default) or ``normalized``: how ``GET /v1/numbers``
+        shows the agent and the telephony account connection (objects, or ids).
     """
 
     def __init__(
@@ -118,62 +149,116 @@ class SandboxState:
         tines_token: str = DEFAULT_TINES_TOKEN,
         visibility_lag: float = 0.0,
         rate_limit: RateLimit | None = None,
+        fluents_number_shape: str = "embedded",
     ) -> None:
         self.fluents_token = fluents_token
         self.tines_token = tines_token
         self._lock = threading.RLock()
         self._seq = itertools.count(1)
-        self.visibility_lag = visibility_lag
-        self.rate_limit = rate_limit or RateLimit()
+        self.visibility_lag = 0.0
+        self.rate_limit = RateLimit()
+        self.fluents_number_shape = "embedded"
+        self._windows: dict[str, tuple[float, int]] = {}
+        self.configure(
+            visibility_lag=visibility_lag,
+            rate_limit=rate_limit,
+            fluents_number_shape=fluents_number_shape,
+        )
         self.reset(seed)
 
     # ---- knobs ----------------------------------------------------------------------------------
 
     def reset(self, seed: dict[str, Any] | None = None) -> None:
-        """Reload ``seed`` (the default seed when None); clear the journal, faults and rate counters."""
+        """
+        Reload ``seed`` (the default seed when None); clear the journal, faults and rate counters.
+
+        A seed without the seed's shape raises ``ValueError`` and changes nothing. The knobs set
+        with :meth:`configure` stay.
+        """
         seed = copy.deepcopy(seed if seed is not None else default_seed())
+        check_seed(seed)
         now = time.time()
+        fluents = seed.get("fluents") or {}
         with self._lock:
             self._seed = seed
             self.journal_entries: list[dict[str, Any]] = []
             self.faults: list[Fault] = []
-            self._windows: dict[str, tuple[float, int]] = {}
+            self._windows = {}
             self._last_write = 0.0
-            self.agents = {agent["id"]: agent for agent in seed.get("fluents", {}).get("agents", [])}
-            self.fluents_actions = {
-                a["id"]: _Versions([(0.0, a)]) for a in seed.get("fluents", {}).get("actions", [])
-            }
-            self.numbers = {
-                n["number"]: _Versions([(0.0, n)]) for n in seed.get("fluents", {}).get("numbers", [])
-            }
-            tines = seed.get("tines", {})
+            self.agents = {agent["id"]: _complete_agent(agent) for agent in fluents.get("agents", [])}
+            self.account_connections = {c["id"]: c for c in fluents.get("account_connections", [])}
+            self.fluents_actions = {a["id"]: _Versions([(0.0, a)]) for a in fluents.get("actions", [])}
+            self.numbers = {n["number"]: _Versions([(0.0, n)]) for n in fluents.get("numbers", [])}
+            tines = seed.get("tines") or {}
             completed = _link_both_ends(
                 [self._complete_tines_action(a, now) for a in tines.get("actions", [])]
             )
             self.tines_actions = {a["id"]: _Versions([(0.0, a)]) for a in completed}
-            self.tines_info = tines.get("info", {"name": "sandbox"})
+            self.tines_info = tines.get("info") or {"name": "sandbox"}
 
     def configure(
         self,
         *,
         visibility_lag: float | None = None,
         rate_limit: dict[str, Any] | RateLimit | None = None,
+        fluents_number_shape: str | None = None,
     ) -> dict[str, Any]:
+        """
+        Change the knobs given (None leaves one as it is) and return them all.
+
+        ``rate_limit`` is a :class:`RateLimit` or a dict of the fields to change. The whole change is
+        checked against ``models.ConfigUpdate`` first: a bad value raises ``ValueError`` and
+        changes nothing.
+        """
+        if isinstance(rate_limit, RateLimit):
+            rate_limit = asdict(rate_limit)
+        update = ConfigUpdate.model_validate(
+            {
+                "visibility_lag": visibility_lag,
+                "rate_limit": rate_limit,
+                "fluents_number_shape": fluents_number_shape,
+            }
+        )
         with self._lock:
-            if visibility_lag is not None:
-                self.visibility_lag = float(visibility_lag)
-            if isinstance(rate_limit, dict):
-                rate_limit = RateLimit(**{**asdict(self.rate_limit), **rate_limit})
-            if rate_limit is not None:
-                self.rate_limit = rate_limit
+            if update.visibility_lag is not None:
+                self.visibility_lag = update.visibility_lag
+            if update.rate_limit is not None:
+                changes = update.rate_limit.model_dump(exclude_none=True)
+                self.rate_limit = RateLimit(**{**asdict(self.rate_limit), **changes})
                 self._windows.clear()
-            return {"visibility_lag": self.visibility_lag, "rate_limit": asdict(self.rate_limit)}
+            if update.fluents_number_shape is not None:
+                self.fluents_number_shape = update.fluents_number_shape
+            return {
+                "visibility_lag": self.visibility_lag,
+                "rate_limit": asdict(self.rate_limit),
+                "fluents_number_shape": self.fluents_number_shape,
+            }
 
     def add_fault(self, **spec: Any) -> Fault:
-        """Add a :class:`Fault`; faults apply in the order they were added."""
+        """
+        Add a :class:`Fault`; faults apply in the order they were added.
+
+        The spec is checked against ``models.FaultSpec`` first: a bad one raises ``ValueError``
+        and adds nothing.
+        """
+        checked = FaultSpec.model_validate(spec)
         with self._lock:
-            fault = Fault(**{**spec, "id": next(self._seq)})
-            fault.method = fault.method.upper()
+            fault = Fault(
+                method=checked.method.upper(),
+                path=checked.path,
+                count=checked.count,
+                status=checked.status,
+                retry_after=checked.retry_after_header(),
+                delay=checked.delay,
+                drop=checked.drop,
+                malformed=checked.malformed,
+                reset=checked.reset,
+                trickle=checked.trickle,
+                body=checked.body,
+                content_type=checked.content_type,
+                echo=checked.echo,
+                id=next(self._seq),
+            )
             self.faults.append(fault)
             return fault
 
@@ -241,15 +326,39 @@ class SandboxState:
             raise SandboxError(404, f"Action with id {action_id} not found")
         return action
 
-    def fluents_number(self, phone_number: str, *, embed_agent: bool) -> dict[str, Any]:
+    def fluents_number(self, phone_number: str, *, embedded: bool | None = None) -> dict[str, Any]:
+        """
+        A number as ``GET /v1/numbers`` answers it: with its agent and telephony account connection
+        embedded as objects or given as ids (``embedded``; the ``fluents_number_shape`` knob when None).
+        """
         with self._lock:
             number = self._visible(self.numbers.get(phone_number))
             if number is None:
                 raise SandboxError(404, f"Number {phone_number} not found")
-            agent_id = number.get("inbound_agent")
-            if embed_agent and agent_id is not None:
-                number["inbound_agent"] = copy.deepcopy(self.agents.get(agent_id, {"id": agent_id}))
+            if embedded is None:
+                embedded = self.fluents_number_shape == "embedded"
+            if embedded:
+                agent_id = number.get("inbound_agent")
+                if isinstance(agent_id, str):
+                    number["inbound_agent"] = self._embedded_agent(agent_id)
+                connection_id = number.get("telephony_account_connection")
+                if isinstance(connection_id, str) and connection_id in self.account_connections:
+                    number["telephony_account_connection"] = copy.deepcopy(
+                        self.account_connections[connection_id]
+                    )
             return number
+
+    def _embedded_agent(self, agent_id: str) -> dict[str, Any]:
+        """The agent with its actions as they read now (an agent lists action ids or objects)."""
+        agent = copy.deepcopy(self.agents.get(agent_id, {"id": agent_id}))
+        actions = []
+        for action in agent.get("actions", []):
+            if isinstance(action, str):
+                action = self._visible(self.fluents_actions.get(action))
+            if action is not None:
+                actions.append(action)
+        agent["actions"] = actions
+        return agent
 
     def fluents_page(self, kind: str, page: int, size: int) -> dict[str, Any]:
         with self._lock:
@@ -314,6 +423,11 @@ class SandboxState:
             versions = self.fluents_actions.get(action_id)
             return versions.latest().get("type") if versions else None
 
+    def current_tines_action_type(self, action_id: int) -> str | None:
+        with self._lock:
+            versions = self.tines_actions.get(action_id)
+            return versions.latest().get("type") if versions else None
+
     def update_fluents_number(self, phone_number: str, body: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             versions = self.numbers.get(phone_number)
@@ -338,8 +452,7 @@ class SandboxState:
             if versions is None:
                 raise SandboxError(404, f"Action {action_id} not found")
             action = copy.deepcopy(versions.latest())
-            if "num_runs_to_save" in body and action["type"] not in _RUN_SAVING_TYPES:
-                raise SandboxError(400, "num_runs_to_save applies only to Receive Email and Webhook actions")
+            body = validation.tines_ids_as_ints(body)  # the API takes ids as digit strings too
             now = self._write_time()
             touched = self._relink(action, body, now)
             for key in _TINES_PLAIN_FIELDS:
@@ -401,12 +514,11 @@ class SandboxState:
         action.setdefault("created_at", _iso(now - 86400))
         action.setdefault("updated_at", _iso(now - 3600))
         action["slug"] = _slug(action["name"])
-        if action["type"] in _RUN_SAVING_TYPES:
+        if action["type"] in validation.TINES_RUN_SAVING_TYPES:
             action.setdefault("story_run_save_setting", {"num_runs_to_save": 10})
         return action
 
 
-_RUN_SAVING_TYPES = ("Agents::IMAPAgent", "Agents::WebhookAgent")
 _TINES_PLAIN_FIELDS = (
     "name",
     "description",
@@ -442,6 +554,32 @@ _TINES_DEFAULTS: dict[str, Any] = {
     "page": None,
     "action_memory_contents": {},
 }
+
+
+def _complete_agent(seeded: dict[str, Any]) -> dict[str, Any]:
+    """
+    Fill the fields Vocode's SDK requires of an embedded agent (``user_id``, ``prompt``,
+    ``actions``, ``voice``) that a seed file need not spell out.
+    """
+    agent = copy.deepcopy(seeded)
+    user_id = agent.get("user_id") or "usr_sandbox"
+    agent["user_id"] = user_id
+    if agent.get("prompt") is None:
+        agent["prompt"] = {
+            "id": f"prm_{agent['id']}",
+            "user_id": user_id,
+            "content": "You are a helpful phone agent.",
+        }
+    if agent.get("actions") is None:
+        agent["actions"] = []
+    if agent.get("voice") is None:
+        agent["voice"] = {
+            "id": f"vce_{agent['id']}",
+            "user_id": user_id,
+            "type": "voice_azure",
+            "voice_name": "en-US-JennyNeural",
+        }
+    return agent
 
 
 def _link_both_ends(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -12,6 +12,8 @@ from asgiref.sync import sync_to_async
 
 from airflow_provider_fluents_tines.exceptions import ApiRequestError
 from airflow_provider_fluents_tines.hooks import load_hook_class
+from airflow_provider_fluents_tines.redaction import redact, shown_value
+from airflow_provider_fluents_tines.wait_log import WaitLog
 
 if TYPE_CHECKING:
     from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
@@ -26,8 +28,10 @@ class ObjectStateTrigger(BaseTrigger):
     retry policy or the server's ``Retry-After`` asks, so it never re-polls at once. It stops at
     ``end_time`` by itself, so ``dag.test()`` cannot hang on it. Its kwargs hold ids, never the API key.
 
-    Events: ``{"status": "success", "object": ...}``, ``{"status": "timeout", "diff": ...}`` or
-    ``{"status": "failed", "message": ..., "http_status": ..., "retryable": ...}``.
+    Events: ``{"status": "success", "object": ...}``, ``{"status": "timeout", "diff": ...,
+    "wait_log": ...}`` (what the wait last saw, see :class:`WaitLog`) or ``{"status": "failed",
+    "message": ..., "http_status": ..., "retryable": ...}``. No poll starts at or after ``end_time``,
+    and each poll's request is cut to end by it.
 
     :param hook_class_path: dotted path of the provider hook class.
     :param conn_id: the connection id.
@@ -39,6 +43,7 @@ class ObjectStateTrigger(BaseTrigger):
     :param exponential_backoff: double the interval after each unmatched poll.
     :param max_interval: the cap of the interval, in seconds.
     :param end_time: the epoch second at which to give up with ``timeout``.
+    :param wait_log: what the wait saw before deferring (the worker's first poke), as a dict.
     """
 
     def __init__(
@@ -54,6 +59,7 @@ class ObjectStateTrigger(BaseTrigger):
         poke_interval: float = 60.0,
         exponential_backoff: bool = False,
         max_interval: float = 3600.0,
+        wait_log: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.hook_class_path = hook_class_path
@@ -66,6 +72,7 @@ class ObjectStateTrigger(BaseTrigger):
         self.poke_interval = poke_interval
         self.exponential_backoff = exponential_backoff
         self.max_interval = max_interval
+        self.wait_log = wait_log
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -81,6 +88,7 @@ class ObjectStateTrigger(BaseTrigger):
                 "poke_interval": self.poke_interval,
                 "exponential_backoff": self.exponential_backoff,
                 "max_interval": self.max_interval,
+                "wait_log": self.wait_log,
             },
         )
 
@@ -102,45 +110,65 @@ class ObjectStateTrigger(BaseTrigger):
         return hook
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        # The one event is yielded after the HTTP session is closed: nothing is left open while the
+        # triggerer handles it, and closing the generator afterwards runs no more code.
         try:
-            hook = await sync_to_async(self._prepare_hook)()
-            settings = hook.settings
-            policy = settings.retry_policy
-            unmatched = failures = 0
-            last_diff: list[dict[str, Any]] = []
-            async with hook.async_session(settings) as session:
-                while True:
-                    delay = self._interval(unmatched + 1)
-                    try:
-                        current = await hook.aget_object(session, settings, self.object_kind, self.object_id)
-                    except ApiRequestError as err:
-                        if err.http_status == 404 and not self.fail_on_missing:
-                            self.log.info("%s %s not found yet; waiting.", self.object_kind, self.object_id)
-                        elif not err.retryable:
-                            yield _failed(str(err), err.http_status, retryable=False)
-                            return
-                        else:
-                            failures += 1
-                            delay = max(delay, policy.delay(failures, err.retry_after))
-                            self.log.warning("%s; polling again in %.1f s", err, delay)
-                    else:
-                        failures = 0
-                        found = hook.state_differences(self.object_kind, current, self.expected)
-                        if not found:
-                            yield TriggerEvent({"status": "success", "object": current})
-                            return
-                        unmatched += 1
-                        last_diff = [d.as_dict() for d in found]
-                        self.log.info("Still waiting on %s", ", ".join(d["field"] for d in last_diff))
-                    remaining = self.end_time - time.time()
-                    if remaining < delay:
-                        # No poll squeezed in before the deadline: polls stay at least `delay` apart.
-                        await asyncio.sleep(max(0.0, remaining))
-                        yield TriggerEvent({"status": "timeout", "diff": last_diff})
-                        return
-                    await asyncio.sleep(delay)
+            event = await self._wait()
         except Exception as err:
-            yield _failed(f"{type(err).__name__}: {err}", None, retryable=True)
+            event = _failed(f"{type(err).__name__}: {err}", None, retryable=True)
+        yield event
+
+    async def _wait(self) -> TriggerEvent:
+        hook = await sync_to_async(self._prepare_hook)()
+        settings = hook.settings
+        policy = settings.retry_policy
+        unmatched = failures = 0
+        last_diff: list[dict[str, Any]] = []
+        wait_log = WaitLog.from_dict(self.wait_log)
+        shown_id = shown_value(self.object_id)
+        async with hook.async_session(settings) as session:
+            while True:
+                delay = self._interval(unmatched + 1)
+                left = self.end_time - time.time()
+                if left <= 0:
+                    return _timed_out(last_diff, wait_log)
+                try:
+                    current = await hook.aget_object(
+                        session, settings, self.object_kind, self.object_id, timeout=left
+                    )
+                except ApiRequestError as err:
+                    if err.http_status == 404 and not self.fail_on_missing:
+                        wait_log.saw_missing()
+                        self.log.info("%s %s not found yet; waiting.", self.object_kind, shown_id)
+                    elif not err.retryable:
+                        return _failed(str(err), err.http_status, retryable=False)
+                    else:
+                        wait_log.failed(str(err))
+                        failures += 1
+                        delay = max(delay, policy.delay(failures, err.retry_after))
+                        self.log.warning("%s; polling again in %.1f s", err, delay)
+                else:
+                    failures = 0
+                    found = hook.state_differences(self.object_kind, current, self.expected)
+                    if not found:
+                        # Events are stored in the metadata DB: secrets never travel in them.
+                        return TriggerEvent({"status": "success", "object": redact(current)})
+                    wait_log.saw(found)
+                    unmatched += 1
+                    last_diff = [d.as_dict() for d in found]
+                    self.log.info(
+                        "Still waiting on %s", shown_value(", ".join(d["field"] for d in last_diff))
+                    )
+                remaining = self.end_time - time.time()
+                if remaining < delay:
+                    # No poll squeezed in before the deadline: polls stay at least `delay` apart.
+                    await asyncio.sleep(max(0.0, remaining))
+                    return _timed_out(last_diff, wait_log)
+                await asyncio.sleep(delay)
+
+
+def _timed_out(last_diff: list[dict[str, Any]], wait_log: WaitLog) -> TriggerEvent:
+    return TriggerEvent({"status": "timeout", "diff": last_diff, "wait_log": wait_log.as_dict()})
 
 
 def _failed(message: str, http_status: int | None, *, retryable: bool) -> TriggerEvent:

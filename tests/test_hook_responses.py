@@ -1,0 +1,201 @@
+"""
+What the hooks make of hostile or broken answers: bodies that are not objects, bodies that trickle,
+servers that echo secrets or control characters. Real servers on loopback only.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_provider_fluents_tines.exceptions import ApiClientError, ApiRequestError, InvalidFieldError
+from airflow_provider_fluents_tines.hooks.fluents import FluentsHook
+from airflow_provider_fluents_tines.hooks.tines import TinesHook
+
+
+def _conn(monkeypatch, conn_id: str, **fields) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+
+
+def _tines_at(monkeypatch, url: str, key: str = "tines-key-0123456789") -> None:
+    _conn(monkeypatch, "tines_default", conn_type="tines", host=url, password=key)
+
+
+# ---- a success answer that is not a JSON object -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "shown"),
+    [
+        ("null", 200, "a JSON NoneType where a JSON object was due: null"),
+        ("[]", 200, "a JSON list where a JSON object was due: []"),
+        ('"s"', 200, 'a JSON str where a JSON object was due: "s"'),
+        ("42", 200, "a JSON int where a JSON object was due: 42"),
+        ("", 200, "an empty HTTP 200 answer where a JSON object was due"),
+        ("", 204, "an empty HTTP 204 answer where a JSON object was due"),
+    ],
+)
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_a_success_that_is_not_an_object_is_an_api_error_naming_it(
+    httpserver, monkeypatch, body, status, shown, method
+):
+    _tines_at(monkeypatch, httpserver.url_for("/"))
+    httpserver.expect_request("/api/v1/actions/7", method=method).respond_with_data(
+        body, status=status, content_type="application/json"
+    )
+    hook = TinesHook(max_attempts=3)
+    with pytest.raises(ApiRequestError) as err:
+        hook.get_action(7) if method == "GET" else hook.update_action(7, disabled=True)
+    assert not isinstance(err.value, ApiClientError) and err.value.retryable is False
+    assert err.value.http_status == status and shown in str(err.value)
+    assert len(httpserver.log) == 1  # a contract mismatch is not retried
+
+
+# ---- time: a deadline for the whole response ----------------------------------------------------------
+
+
+class TrickleServer:
+    """Answers every request with headers at once, then one body byte every ``interval`` seconds."""
+
+    def __init__(self, interval: float = 0.3, length: int = 200) -> None:
+        self.interval = interval
+        self.length = length
+        self.requests = 0
+        self._stop = threading.Event()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                self.requests += 1
+                head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {self.length}\r\n\r\n"
+                conn.sendall(head.encode())
+                for _ in range(self.length):  # bounded: length bytes at most
+                    if self._stop.wait(self.interval):
+                        return
+                    conn.sendall(b" ")
+            except OSError:
+                return  # the client gave up and closed: what the test wants
+
+    def __enter__(self) -> TrickleServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sock.close()
+
+
+@pytest.fixture
+def trickle() -> Iterator[TrickleServer]:
+    with TrickleServer() as server:
+        yield server
+
+
+def test_timeout_bounds_the_whole_response_of_an_attempt(trickle, monkeypatch):
+    _tines_at(monkeypatch, trickle.url)
+    started = time.monotonic()
+    with pytest.raises(ApiRequestError, match="did not complete within 1 s") as err:
+        TinesHook(timeout=1, max_attempts=1).get_action(7)
+    elapsed = time.monotonic() - started
+    # Before: requests' timeout applied to each socket read, so this call took 60 s (200 bytes).
+    assert elapsed < 2.0, f"one attempt took {elapsed:.1f} s"
+    assert err.value.retryable and trickle.requests == 1
+
+
+def test_retries_and_attempts_end_within_max_retry_wait_plus_one_timeout(trickle, monkeypatch):
+    _tines_at(monkeypatch, trickle.url)
+    started = time.monotonic()
+    with pytest.raises(ApiRequestError, match="did not complete"):
+        TinesHook(timeout=1, max_attempts=10, max_retry_wait=2).get_action(7)
+    elapsed = time.monotonic() - started
+    assert elapsed < 2 + 1 + 1, f"the call took {elapsed:.1f} s"
+    assert trickle.requests >= 2  # it did retry within the budget
+
+
+def test_a_deadline_cuts_attempts_and_stops_retries(trickle, monkeypatch):
+    _tines_at(monkeypatch, trickle.url)
+    started = time.monotonic()
+    with pytest.raises(ApiRequestError):
+        TinesHook(timeout=30, max_attempts=10, max_retry_wait=120).get_object(
+            "action", 7, deadline=time.time() + 1.5
+        )
+    assert time.monotonic() - started < 2.5
+
+
+# ---- secrets and what servers echo ---------------------------------------------------------------------
+
+
+def test_an_echoed_key_is_scrubbed_before_the_message_is_cut(httpserver, monkeypatch):
+    key = "sk_live_" + "k" * 24
+    _tines_at(monkeypatch, httpserver.url_for("/"), key)
+    # The key starts at character 490 of the message: a cut at 500 would keep its first 10 characters.
+    httpserver.expect_request("/api/v1/actions/7").respond_with_data("x" * 490 + key, status=400)
+    with pytest.raises(ApiClientError) as err:
+        TinesHook().get_action(7)
+    assert key[:8] not in str(err.value) and "x***" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "https://admin:s3cr3t-pass@tenant.tines.com",
+        "admin:s3cr3t-pass@tenant.tines.com",
+        "https://:s3cr3t-pass@x",
+    ],
+)
+def test_credentials_in_a_host_are_never_echoed(monkeypatch, caplog, host):
+    _conn(monkeypatch, "tines_cred", conn_type="tines", host=host, password="k" * 12)
+    hook = TinesHook("tines_cred")
+    with pytest.raises(InvalidFieldError) as err:
+        _ = hook.settings
+    assert "s3cr3t-pass" not in str(err.value) and "***@" in str(err.value)
+    ok, message = TinesHook("tines_cred").test_connection()
+    assert not ok and "s3cr3t-pass" not in message and "without credentials" in message
+    assert "s3cr3t-pass" not in caplog.text
+
+
+def test_a_bad_port_is_an_invalid_field_not_a_crash(monkeypatch):
+    _conn(
+        monkeypatch,
+        "tines_port",
+        conn_type="tines",
+        host="https://tenant.tines.com:notaport",
+        password="k" * 12,
+    )
+    with pytest.raises(InvalidFieldError, match="host: must be a domain"):
+        _ = TinesHook("tines_port").settings
+
+
+def test_control_and_bidi_characters_from_a_server_are_escaped(httpserver, monkeypatch):
+    _conn(
+        monkeypatch, "fluents_default", conn_type="fluents", host=httpserver.url_for("/"), password="k" * 12
+    )
+    forged = "refused\n2026-11-23T00:00:00Z [info] all good\u202e\x1b[31m"
+    httpserver.expect_request("/v1/numbers").respond_with_json(
+        {"message": forged, "error": "Bad Request", "statusCode": 400}, status=400
+    )
+    with pytest.raises(ApiClientError) as err:
+        FluentsHook().get_number("+14155550101")
+    message = str(err.value)
+    assert "\n" not in message and "\u202e" not in message and "\x1b" not in message
+    assert "refused\\n2026-11-23T00:00:00Z [info] all good\\u202e\\x1b[31m" in message
