@@ -12,7 +12,7 @@ def _settings_fields(conn_type: str) -> dict[str, Any]:
     return {
         "timeout": {
             "label": "Request timeout (s)",
-            "description": "Seconds to wait for each HTTP request (default 30).",
+            "description": "Seconds each HTTP request may take, its whole answer included (default 30).",
             "schema": {"type": ["number", "null"], "minimum": 0},
         },
         "max_attempts": {
