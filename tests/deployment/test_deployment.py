@@ -23,6 +23,7 @@ import re
 import shutil
 from collections import defaultdict
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -449,3 +450,50 @@ def test_rollout_rolls_back_after_a_persistent_tines_write_fault(
     for number in ROLLOUT_NUMBERS:
         assert writes_to_number(number_writes, number) == 2, f"{number}: expected a write and its restore"
     assert strip_server_managed(after) == strip_server_managed(before)
+
+
+def test_sensor_timeouts_in_every_mode_are_measured(
+    airflow: Deployment, ui_payload_connections: dict[str, Any]
+) -> None:
+    """
+    How far past its timeout a sensor ends, per mode, with a real scheduler, worker and triggerer:
+    from the start of ``execute`` in the task's log (where a sensor's clock starts; the worker's
+    start-up comes before it) to the task's failure. Poke and deferrable: within one poke interval
+    plus one request deadline (issue #11), deferrable plus the event's trip back to a worker;
+    reschedule adds the scheduler's latency for each reschedule. The README's figures come from here.
+    """
+    timeout, poke_interval = 12, 3  # as in dags/deployment_sensor_timeouts.py
+    run_id = airflow.trigger("deployment_sensor_timeouts")
+    run = airflow.wait_run("deployment_sensor_timeouts", run_id, timeout=240)
+    tis = {ti["task_id"]: ti for ti in airflow.api.task_instances("deployment_sensor_timeouts", run_id)}
+    assert run["state"] == "failed", describe(airflow, list(tis.values()))
+    overshoot = {}
+    for mode in ("poke", "reschedule", "deferrable"):
+        ti = tis[f"times_out_{mode}"]
+        assert ti["state"] == "failed", describe(airflow, [ti])
+        started, failed = _execute_start_and_failure(task_log_dir(airflow.logs_root, ti) / "attempt=1.log")
+        overshoot[mode] = round((failed - started).total_seconds() - timeout, 1)
+    (airflow.work / "sensor-timeouts.json").write_text(json.dumps(overshoot))
+    print(f"seconds past a {timeout} s timeout (poke interval {poke_interval} s): {overshoot}")
+    # The request deadline never comes into play here (every read answers at once).
+    assert 0 <= overshoot["poke"] < poke_interval + 2, overshoot
+    assert 0 <= overshoot["deferrable"] < poke_interval + 15, overshoot
+    assert 0 <= overshoot["reschedule"] < poke_interval + 60, overshoot
+
+
+def _execute_start_and_failure(log_file: Path) -> tuple[datetime, datetime]:
+    """The first start of ``execute`` (the end of the first pre-execute group) and the last failure."""
+    records = []
+    for line in log_file.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and "timestamp" in record:
+            records.append(
+                (datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")), record.get("event"))
+            )
+    pre = next(i for i, (_, event) in enumerate(records) if event == "::group::Pre Execute")
+    started = next(moment for moment, event in records[pre:] if event == "::endgroup::")
+    failed = [moment for moment, event in records if event == "Task failed with exception"][-1]
+    return started, failed
