@@ -8,12 +8,12 @@ import logging
 import time
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_fluents_tines.exceptions import ApiClientError, ApiRequestError, InvalidFieldError
 from airflow_provider_fluents_tines.hooks.base import USER_AGENT, RetryPolicy
 from airflow_provider_fluents_tines.hooks.fluents import FluentsHook
 from airflow_provider_fluents_tines.hooks.tines import TinesHook
+from airflow_provider_fluents_tines.version_compat import AirflowFailException
 
 NUMBER = "+14155550101"
 
@@ -379,7 +379,7 @@ def test_error_message_extraction_for_every_body_shape(httpserver, monkeypatch, 
 
 
 def test_api_key_is_masked_in_errors_logs_and_reprs(httpserver, monkeypatch, caplog, capsys, fast_retries):
-    from airflow.sdk._shared.secrets_masker import redact
+    from airflow_provider_fluents_tines.version_compat import redact
 
     key = "sk_live_supersecret_4242"
     _conn(monkeypatch, "fluents_default", conn_type="fluents", host=httpserver.url_for("/"), password=key)

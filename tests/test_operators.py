@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_fluents_tines.exceptions import ApiClientError, InvalidFieldError
 from airflow_provider_fluents_tines.hooks.base import RetryPolicy
@@ -17,6 +16,7 @@ from airflow_provider_fluents_tines.operators.fluents import (
     FluentsUpdateNumberOperator,
 )
 from airflow_provider_fluents_tines.operators.tines import TinesUpdateActionOperator
+from airflow_provider_fluents_tines.version_compat import AirflowFailException
 
 from .dag_runner import run_dag, task_states, xcom
 

@@ -15,12 +15,6 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-from airflow.sdk.exceptions import (
-    AirflowFailException,
-    AirflowSensorTimeout,
-    AirflowSkipException,
-    TaskDeferred,
-)
 
 from airflow_provider_fluents_tines.exceptions import ApiClientError
 from airflow_provider_fluents_tines.hooks.fluents import FluentsHook
@@ -29,6 +23,12 @@ from airflow_provider_fluents_tines.sandbox import DEFAULT_FLUENTS_TOKEN, DEFAUL
 from airflow_provider_fluents_tines.sensors.fluents import FluentsActionSensor, FluentsNumberSensor
 from airflow_provider_fluents_tines.sensors.tines import TinesActionSensor
 from airflow_provider_fluents_tines.triggers.state import ObjectStateTrigger
+from airflow_provider_fluents_tines.version_compat import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    TaskDeferred,
+)
 
 from .dag_runner import run_dag, task_states, xcom
 
@@ -297,7 +297,8 @@ def test_deferrable_sensor_end_to_end_in_a_real_dag(fluents_tines_sandbox, airfl
 
     from airflow_provider_fluents_tines.operators.tines import TinesUpdateActionOperator
 
-    fluents_tines_sandbox.state.configure(visibility_lag=1.0)
+    # Longer than the wait task takes to start on a busy machine: its first poke must see the old state.
+    fluents_tines_sandbox.state.configure(visibility_lag=4.0)
     with DAG("sensor_e2e", schedule=None) as dag:
         enable = TinesUpdateActionOperator(task_id="enable", action_id=90005, disabled=False)
         wait = TinesActionSensor(
@@ -324,7 +325,7 @@ class RescheduleTI:
 
 
 def test_reschedule_mode_frees_the_slot_between_pokes(fluents_tines_sandbox):
-    from airflow.sdk.exceptions import AirflowRescheduleException
+    from airflow_provider_fluents_tines.version_compat import AirflowRescheduleException
 
     waiting = TinesActionSensor(
         task_id="s", action_id=90005, expected={"disabled": False}, mode="reschedule", poke_interval=60
@@ -353,7 +354,7 @@ def test_poke_mode_with_failing_reads_ends_near_its_timeout(fluents_tines_sandbo
     sensor = TinesActionSensor(
         task_id="s", action_id=90005, expected={"name": "never"}, timeout=3, poke_interval=1, mode="poke"
     )
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     message = _timed_out_message(sensor)
     elapsed = time.monotonic() - started
     # The bound: the timeout, one poke interval and one request deadline (the 30 s default timeout
@@ -361,8 +362,9 @@ def test_poke_mode_with_failing_reads_ends_near_its_timeout(fluents_tines_sandbo
     assert elapsed < 3 + 1 + 1.5, f"the sensor ended {elapsed:.1f} s after it started"
     assert "Sensor has timed out" in message
     assert "No read succeeded; the last one failed at" in message and "HTTP 503" in message
-    # No request after the deadline: three attempts in the first poke, none in the late one.
-    assert len(gets(fluents_tines_sandbox)) == 3
+    # No request after the deadline (how many fit before it depends on the backoff's jitter).
+    reads = gets(fluents_tines_sandbox)
+    assert len(reads) >= 2 and all(read["time"] < started_at + 3 for read in reads), reads
 
 
 def test_deferrable_first_poke_counts_toward_the_timeout(fluents_tines_sandbox):
