@@ -544,6 +544,22 @@ class BaseServiceHook(HttpHook):
         except aiohttp.ClientError as err:
             raise self._error(settings, "GET", shown, None, f"{type(err).__name__}: {err}", True) from err
 
+    # ---- connection form on Airflow 3.0 and 3.1 (3.2+ reads it from provider info) ---------------
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """The form's field behaviour, from ``get_provider_info()`` (read by Airflow 3.0 and 3.1 only)."""
+        from airflow_provider_fluents_tines.hooks._connection_form import ui_field_behaviour
+
+        return ui_field_behaviour(cls.conn_type)
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The form's extra fields, from ``get_provider_info()`` (read by Airflow 3.0 and 3.1 only)."""
+        from airflow_provider_fluents_tines.hooks._connection_form import connection_form_widgets
+
+        return connection_form_widgets(cls.conn_type)
+
     # ---- connection test ------------------------------------------------------------------------
 
     def test_connection(self) -> tuple[bool, str]:

@@ -341,17 +341,22 @@ def task_log_dir(logs_root: Path, ti: Mapping[str, Any]) -> Path:
     return folder / f"map_index={ti['map_index']}" if ti["map_index"] >= 0 else folder
 
 
-def trigger_events(log_file: Path) -> list[dict[str, Any]]:
-    """The 'Trigger fired event' records of a trigger log (one JSON object per line)."""
-    events = []
+def log_records(log_file: Path) -> list[dict[str, Any]]:
+    """The records of a task or trigger log (one JSON object per line; other lines are skipped)."""
+    records = []
     for line in log_file.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             record = json.loads(line)
         except ValueError:
             continue
-        if isinstance(record, dict) and record.get("event") == "Trigger fired event":
-            events.append(record)
-    return events
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def trigger_events(log_file: Path) -> list[dict[str, Any]]:
+    """The 'Trigger fired event' records of a trigger log."""
+    return [record for record in log_records(log_file) if record.get("event") == "Trigger fired event"]
 
 
 # ---- the tier's shared types -----------------------------------------------------------------------

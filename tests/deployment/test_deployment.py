@@ -32,7 +32,17 @@ import pytest
 
 from airflow_provider_fluents_tines.get_provider_info import get_provider_info
 
-from .harness import HERE, ROOT, Deployment, Settings, require, run_bounded, task_log_dir, trigger_events
+from .harness import (
+    HERE,
+    ROOT,
+    Deployment,
+    Settings,
+    log_records,
+    require,
+    run_bounded,
+    task_log_dir,
+    trigger_events,
+)
 
 pytestmark = pytest.mark.deployment
 
@@ -80,12 +90,8 @@ def task_errors(log: Path, limit: int = 3) -> list[str]:
     if not log.exists():
         return [f"(no log at {log})"]
     errors = []
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(record, dict) or record.get("level") not in ("error", "critical"):
+    for record in log_records(log):
+        if record.get("level") not in ("error", "critical"):
             continue
         details = record.get("error_detail") or []
         errors += [f"{d['exc_type']}: {d['exc_value']}" for d in details] or [str(record.get("event"))]
@@ -483,16 +489,11 @@ def test_sensor_timeouts_in_every_mode_are_measured(
 
 def _execute_start_and_failure(log_file: Path) -> tuple[datetime, datetime]:
     """The first start of ``execute`` (the end of the first pre-execute group) and the last failure."""
-    records = []
-    for line in log_file.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and "timestamp" in record:
-            records.append(
-                (datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")), record.get("event"))
-            )
+    records = [
+        (datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")), record.get("event"))
+        for record in log_records(log_file)
+        if "timestamp" in record
+    ]
     pre = next(i for i, (_, event) in enumerate(records) if event == "::group::Pre Execute")
     started = next(moment for moment, event in records[pre:] if event == "::endgroup::")
     failed = [moment for moment, event in records if event == "Task failed with exception"][-1]
