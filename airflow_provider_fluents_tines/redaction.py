@@ -112,8 +112,11 @@ def is_sensitive_key(name: object) -> bool:
 
 
 def is_sensitive_path(path: str) -> bool:
-    """Whether a dotted field path (``options.secret``, ``options.headers[0].token``) crosses a sensitive key."""
-    return any(is_sensitive_key(re.sub(r"\[\d+\]$", "", part)) for part in path.split("."))
+    """
+    Whether a dotted field path (``options.secret``, ``options.headers[0].token``) crosses a sensitive
+    key. The whole path is judged, not its pieces: a key may itself hold dots (``options.api.key``).
+    """
+    return is_sensitive_key(re.sub(r"\[\d+\]", "", path))
 
 
 def redact(value: Any) -> Any:

@@ -168,7 +168,7 @@ def test_credentials_in_a_host_are_never_echoed(monkeypatch, caplog, host):
     hook = TinesHook("tines_cred")
     with pytest.raises(InvalidFieldError) as err:
         _ = hook.settings
-    assert "s3cr3t-pass" not in str(err.value) and "***@" in str(err.value)
+    assert "s3cr3t-pass" not in str(err.value) and "not shown: it may hold credentials" in str(err.value)
     ok, message = TinesHook("tines_cred").test_connection()
     assert not ok and "s3cr3t-pass" not in message and "without credentials" in message
     assert "s3cr3t-pass" not in caplog.text
@@ -199,3 +199,96 @@ def test_control_and_bidi_characters_from_a_server_are_escaped(httpserver, monke
     message = str(err.value)
     assert "\n" not in message and "\u202e" not in message and "\x1b" not in message
     assert "refused\\n2026-11-23T00:00:00Z [info] all good\\u202e\\x1b[31m" in message
+
+
+# ---- found by the review of the hardening --------------------------------------------------------------
+
+
+class ChunkSizeTrickleServer(TrickleServer):
+    """A chunked answer whose first chunk-size line never ends: "0" after "0", one every interval."""
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                self.requests += 1
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                )
+                for _ in range(self.length):
+                    if self._stop.wait(self.interval):
+                        return
+                    conn.sendall(b"0")
+            except OSError:
+                return
+
+
+def test_the_deadline_holds_inside_reads_that_loop_in_the_http_stack(monkeypatch):
+    with ChunkSizeTrickleServer() as server:
+        _tines_at(monkeypatch, server.url)
+        started = time.monotonic()
+        with pytest.raises(ApiRequestError):
+            TinesHook(timeout=1, max_attempts=1).get_action(7)
+        assert time.monotonic() - started < 2.5
+
+
+def test_a_key_with_control_characters_is_refused_without_echoing_it(monkeypatch):
+    _conn(
+        monkeypatch,
+        "tines_nl",
+        conn_type="tines",
+        host="https://t.tines.com",
+        password="tk_live_ABCDEF123456\n",
+    )
+    with pytest.raises(InvalidFieldError, match="password: the API key") as err:
+        _ = TinesHook("tines_nl").settings
+    assert "ABCDEF123456" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "host", ["https://admin:s3cr/et@my.tines.com", "https://admin:1234/s3cret@my.tines.com"]
+)
+def test_credentials_holding_a_slash_are_refused_and_not_echoed(monkeypatch, host):
+    _conn(monkeypatch, "tines_slash", conn_type="tines", host=host, password="k" * 12)
+    with pytest.raises(InvalidFieldError, match="without credentials") as err:
+        _ = TinesHook("tines_slash").settings
+    assert "s3cr" not in str(err.value)
+
+
+def test_a_redirect_is_not_followed_so_a_put_never_becomes_a_get(httpserver, monkeypatch):
+    _tines_at(monkeypatch, httpserver.url_for("/"))
+    httpserver.expect_request("/api/v1/actions/7", method="PUT").respond_with_data(
+        "", status=302, headers={"Location": httpserver.url_for("/api/v1/actions/7")}
+    )
+    with pytest.raises(ApiRequestError, match="a redirect \\(HTTP 302\\)") as err:
+        TinesHook().update_action(7, name="new name")
+    assert err.value.retryable is False
+    assert [request.method for request, _ in httpserver.log] == ["PUT"]
+
+
+@pytest.mark.parametrize("extra", [{"timeout": "nan"}, {"max_retry_wait": "inf"}, {"max_attempts": "nan"}])
+def test_settings_that_are_not_finite_are_refused(monkeypatch, extra):
+    _conn(
+        monkeypatch, "tines_nan", conn_type="tines", host="http://127.0.0.1:9", password="k" * 12, extra=extra
+    )
+    with pytest.raises(InvalidFieldError, match="extra\\."):
+        _ = TinesHook("tines_nan").settings
+
+
+def test_an_unknown_charset_falls_back_to_utf8(httpserver, monkeypatch):
+    _tines_at(monkeypatch, httpserver.url_for("/"))
+    httpserver.expect_request("/api/v1/actions/7").respond_with_data(
+        '{"id": 7}', content_type="application/json; charset=x-unknown"
+    )
+    assert TinesHook().get_action(7) == {"id": 7}
+
+
+def test_a_non_object_answer_is_echoed_with_its_secrets_starred(httpserver, monkeypatch):
+    _tines_at(monkeypatch, httpserver.url_for("/"))
+    httpserver.expect_request("/api/v1/actions/7").respond_with_json(
+        [{"options": {"secret": "whsec-LEAK-1234"}}]
+    )
+    with pytest.raises(ApiRequestError) as err:
+        TinesHook().get_action(7)
+    assert "whsec-LEAK-1234" not in str(err.value) and '"secret": "***"' in str(err.value)

@@ -39,3 +39,11 @@ def test_lists_of_other_lengths_and_type_changes_stay_whole():
 
 def test_booleans_never_equal_integers_at_any_depth():
     assert leaf_differences([Difference("o", {"n": 1}, {"n": True})]) == [Difference("o.n", 1, True)]
+
+
+def test_a_sensitive_key_holding_dots_is_starred():
+    found = differences(
+        {"options": {"api.key": "rotated-456"}}, {"options": {"api.key": "live-123"}}, subset=True
+    )
+    assert found[0].as_dict() == {"field": "options.api.key", "expected": "***", "observed": "***"}
+    assert "live-123" not in format_differences(found) and "rotated-456" not in format_differences(found)

@@ -5,11 +5,14 @@ policy, error mapping, and the single asynchronous GET that triggers poll with.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import ipaddress
 import json
+import math
 import random
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -31,7 +34,7 @@ from airflow_provider_fluents_tines.exceptions import (
     extract_api_message,
 )
 from airflow_provider_fluents_tines.matching import Difference, differences
-from airflow_provider_fluents_tines.redaction import sensitive_values, shown_value, without_userinfo
+from airflow_provider_fluents_tines.redaction import redact, sensitive_values, shown_value, without_userinfo
 
 if TYPE_CHECKING:
     import aiohttp
@@ -143,7 +146,7 @@ def _as_number(value: Any, name: str, *, minimum: float, integer: bool = False) 
         number = int(value) if integer else float(value)
     except (TypeError, ValueError):
         number = None
-    if isinstance(value, bool) or number is None or number < minimum:
+    if isinstance(value, bool) or number is None or not math.isfinite(number) or number < minimum:
         kind = "an integer" if integer else "a number"
         raise InvalidFieldError(f"extra.{name}", f"must be {kind} >= {minimum}, got {value!r}")
     return number
@@ -194,6 +197,13 @@ class BaseServiceHook(HttpHook):
             raise InvalidFieldError(
                 "password", f"the {self.service_name} connection {self.conn_id!r} has no API key"
             )
+        if conn.password != conn.password.strip() or not conn.password.isprintable():
+            # A pasted key with a newline would fail in the HTTP layer, which echoes the header.
+            raise InvalidFieldError(
+                "password",
+                f"the API key of the {self.service_name} connection {self.conn_id!r} has spaces or "
+                "control characters around or in it (a paste error?)",
+            )
         allow_insecure = self._extra(extra, "allow_insecure_http")
         base_url = self._base_url(
             conn,
@@ -242,12 +252,16 @@ class BaseServiceHook(HttpHook):
         except ValueError:  # a bad port or IPv6 literal
             parts, port = urlsplit(""), None
         scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        # Any "@" may start credentials: a password holding "/" or "?" moves it out of the netloc.
+        if scheme not in ("http", "https") or not parts.hostname or "@" in raw:
             # Never echo what was given: a pasted URL may carry user:password@.
+            given = (
+                "a URL with '@' in it (not shown: it may hold credentials)"
+                if "@" in raw
+                else shown_value(raw)
+            )
             raise InvalidFieldError(
-                "host",
-                "must be a domain or an http(s) URL without credentials, "
-                f"got {shown_value(without_userinfo(raw))}",
+                "host", f"must be a domain or an http(s) URL without credentials, got {given}"
             )
         if scheme == "http" and not _is_loopback(parts.hostname) and not allow_insecure:
             raise InvalidFieldError(
@@ -276,6 +290,10 @@ class BaseServiceHook(HttpHook):
         return settings
 
     # ---- synchronous requests -------------------------------------------------------------------
+
+    @cached_property
+    def _watchdog(self) -> _Watchdog:
+        return _Watchdog()
 
     @cached_property
     def session(self) -> requests.Session:
@@ -376,11 +394,13 @@ class BaseServiceHook(HttpHook):
                 json=json_body,
                 timeout=(timeout, timeout),
                 stream=True,
+                # A redirected PUT would be re-sent as a GET and look like a successful update.
+                allow_redirects=False,
             )
         except _TRANSIENT_TRANSPORT_ERRORS as err:
             raise self._error(settings, method, shown, None, f"{type(err).__name__}: {err}", True) from err
         try:
-            body = _read_body(response, ends_by)
+            body = _read_body(response, ends_by, self._watchdog)
         except _BodyTimeout:
             response.close()
             message = f"the response did not complete within {timeout:.3g} s"
@@ -389,7 +409,7 @@ class BaseServiceHook(HttpHook):
             response.close()
             message = f"the response broke off: {type(err).__name__}: {err}"
             raise self._error(settings, method, shown, response.status_code, message, True) from err
-        text = body.decode(response.encoding or "utf-8", errors="replace")
+        text = _decoded(body, response.encoding)
         return self._parse(settings, method, shown, response.status_code, response.headers, text, secrets)
 
     # ---- one place for status codes and bodies ---------------------------------------------------
@@ -416,9 +436,15 @@ class BaseServiceHook(HttpHook):
                 raise self._error(settings, method, shown, status, message, True) from None
             if not isinstance(parsed, dict):
                 # Not a transient fault: this is not the endpoint the provider was written for.
-                message = f"a JSON {type(parsed).__name__} where a JSON object was due: {text.strip()}"
+                echoed = json.dumps(redact(parsed))
+                message = f"a JSON {type(parsed).__name__} where a JSON object was due: {echoed}"
                 raise self._error(settings, method, shown, status, message, False, None, secrets)
             return parsed
+        if 300 <= status < 400:
+            # Redirects are not followed (a PUT would come back as a GET): the URL is not the API's.
+            location = shown_value(without_userinfo(headers.get("Location", "?")))
+            message = f"a redirect (HTTP {status}) to {location}: not followed"
+            raise self._error(settings, method, shown, status, message, False, None, secrets)
         retry_after = parse_retry_after(headers.get("Retry-After")) if status in (429, 503) else None
         transient = RetryPolicy.is_transient(status)
         raise self._error(settings, method, shown, status, text, transient, retry_after, secrets)
@@ -534,9 +560,12 @@ class BaseServiceHook(HttpHook):
         seconds = settings.timeout if timeout is None else min(settings.timeout, timeout)
         try:
             async with session.get(
-                settings.base_url + path, params=params, timeout=aiohttp.ClientTimeout(total=seconds)
+                settings.base_url + path,
+                params=params,
+                timeout=aiohttp.ClientTimeout(total=seconds),
+                allow_redirects=False,
             ) as response:
-                text = (await response.read()).decode(response.charset or "utf-8", errors="replace")
+                text = _decoded(await response.read(), response.charset)
                 return self._parse(settings, "GET", shown, response.status, response.headers, text)
         except asyncio.TimeoutError as err:
             message = f"the response did not complete within {seconds:.3g} s"
@@ -579,31 +608,91 @@ class _BodyTimeout(Exception):
 _READ_SIZE = 64 * 1024
 
 
-def _read_body(response: requests.Response, ends_by: float) -> bytes:
+def _read_body(response: requests.Response, ends_by: float, watchdog: _Watchdog) -> bytes:
     """
     Read a streamed response's whole body by ``ends_by`` (monotonic seconds).
 
     requests' timeout bounds each socket read, so a server trickling a byte at a time could hold a
     call for minutes; here every read's timeout is cut to the time left, and reads return what one
-    receive brings (``read1``), so the deadline holds however slowly the bytes come.
+    receive brings (``read1``). Some reads loop inside the HTTP stack (a chunk-size line, a gzip
+    stream of empty blocks): the watchdog shuts the socket down at the deadline for those.
     """
     raw = response.raw
     sock = getattr(getattr(raw, "connection", None), "sock", None)
     read = getattr(raw, "read1", None) or raw.read  # read1: urllib3 2.1 and newer
     chunks: list[bytes] = []
-    while True:
-        left = ends_by - time.monotonic()
-        if left <= 0:
-            raise _BodyTimeout
-        if isinstance(sock, socket.socket):
-            sock.settimeout(left)
-        try:
-            chunk = read(_READ_SIZE, decode_content=True)
-        except (TimeoutError, urllib3.exceptions.ReadTimeoutError) as err:
-            raise _BodyTimeout from err
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+    if isinstance(sock, socket.socket):
+        watchdog.arm(sock, ends_by)
+    try:
+        while True:
+            left = ends_by - time.monotonic()
+            if left <= 0:
+                raise _BodyTimeout
+            if isinstance(sock, socket.socket):
+                sock.settimeout(left)
+            try:
+                chunk = read(_READ_SIZE, decode_content=True)
+            except (TimeoutError, urllib3.exceptions.ReadTimeoutError) as err:
+                raise _BodyTimeout from err
+            except (OSError, urllib3.exceptions.HTTPError, requests.RequestException):
+                if time.monotonic() >= ends_by:  # the watchdog cut it
+                    raise _BodyTimeout from None
+                raise
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        watchdog.disarm()
+
+
+class _Watchdog:
+    """
+    One daemon thread per hook that shuts an attempt's socket down when the attempt's deadline
+    passes, so that no read looping inside the HTTP stack outlives it. Armed and disarmed once per
+    attempt; the thread starts on first use and sleeps while nothing is armed.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: tuple[socket.socket, float] | None = None
+        self._thread: threading.Thread | None = None
+
+    def arm(self, sock: socket.socket, ends_by: float) -> None:
+        with self._cond:
+            self._armed = (sock, ends_by)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="fluents-tines-deadline", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def disarm(self) -> None:
+        with self._cond:
+            self._armed = None
+
+    def _watch(self) -> None:
+        with self._cond:
+            while True:
+                if self._armed is None:
+                    self._cond.wait()
+                    continue
+                sock, ends_by = self._armed
+                left = ends_by - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                self._armed = None
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+
+def _decoded(body: bytes, charset: str | None) -> str:
+    """A body as text: its declared charset when Python knows it, else UTF-8 (JSON's own)."""
+    try:
+        return body.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return body.decode("utf-8", errors="replace")
 
 
 def shown_path(path: str, params: Mapping[str, Any] | None) -> str:
