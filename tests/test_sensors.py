@@ -12,7 +12,7 @@ import itertools
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -417,3 +417,33 @@ def test_ids_with_control_or_bidi_characters_are_escaped_in_logs(fluents_tines_s
     logged = caplog.text + "".join(capsys.readouterr())
     assert "act\\u202eevil\\x1b[2J" in logged
     assert "\u202e" not in logged and "\x1b" not in logged
+
+
+class LateRescheduleTI(RescheduleTI):
+    """A reschedule-mode poke whose first poke was long ago: its deadline has passed."""
+
+    def get_first_reschedule_date(self, context):
+        return datetime.now(timezone.utc) - timedelta(seconds=60)
+
+
+def test_a_reschedule_poke_past_the_deadline_reads_once_and_says_what_it_saw(fluents_tines_sandbox):
+    sensor = TinesActionSensor(
+        task_id="s", action_id=90005, expected={"name": "never"}, mode="reschedule", timeout=10
+    )
+    message = _timed_out_message(sensor, {"ti": LateRescheduleTI(), "task_reschedule_count": 3})
+    assert "Sensor has timed out" in message
+    assert "Last read at" in message and 'name: "Escalate to on-call" -> "never"' in message
+    assert len(gets(fluents_tines_sandbox)) == 1
+
+
+def test_soft_fail_applies_to_the_deferrable_sensors_first_poke(fluents_tines_sandbox):
+    sensor = TinesActionSensor(
+        task_id="s",
+        action_id=4,
+        expected={"disabled": False},
+        deferrable=True,
+        fail_on_missing=True,
+        soft_fail=True,
+    )
+    with pytest.raises(AirflowSkipException, match="HTTP 404"):
+        sensor.execute({})

@@ -75,7 +75,12 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
         # poke() may also be called on its own (tests, subclasses): then only the hook's bounds apply.
         deadline = getattr(self, "_deadline", None)
         if deadline is not None and time.time() >= deadline:
-            return False  # no read starts after the deadline; Airflow's loop ends the wait
+            if not self.reschedule:
+                return False  # no read starts after the deadline; Airflow's loop ends the wait
+            # Reschedule mode: Airflow itself schedules this last poke past the deadline, and this
+            # process has seen nothing yet. One attempt's worth of reading lets the timeout say
+            # what the object shows.
+            deadline = time.time() + self.hook.settings.timeout
         try:
             current = self.hook.get_object(self.object_kind, object_id, deadline=deadline)
         except ApiRequestError as err:
@@ -121,7 +126,15 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
                     raise
                 seen = self._log.describe()
                 raise type(err)(f"{err} {seen[:1].upper()}{seen[1:]}.") from err
-        first = self.poke(context)
+        try:
+            first = self.poke(context)
+        except (AirflowSensorTimeout, AirflowFailException) as err:
+            # As Airflow's own poke loop maps a failing poke (the trigger's failures resume the same way).
+            if self.soft_fail or getattr(self, "never_fail", False):
+                raise AirflowSkipException(
+                    f"Skipping ({'soft_fail' if self.soft_fail else 'never_fail'}): {err}"
+                ) from err
+            raise
         if isinstance(first, PokeReturnValue):
             return first.xcom_value
         from airflow_provider_fluents_tines.triggers.state import ObjectStateTrigger
