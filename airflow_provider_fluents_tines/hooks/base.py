@@ -574,6 +574,8 @@ class BaseServiceHook(HttpHook):
             raise self._error(settings, "GET", shown, None, f"{type(err).__name__}: {err}", True) from err
 
     # ---- connection form on Airflow 3.0 and 3.1 (3.2+ reads it from provider info) ---------------
+    # Those versions look for these methods in the hook class's own __dict__: each service hook
+    # re-binds them in its own body (an inherited method is not seen).
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:

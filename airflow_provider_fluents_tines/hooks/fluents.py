@@ -32,6 +32,10 @@ class FluentsHook(BaseServiceHook):
     default_host = "https://api.fluents.ai"
     connection_test_request = ("/v1/actions/list", {"page": 1, "size": 1})
 
+    # Airflow 3.0 and 3.1 read the connection form only from methods in the class's own __dict__.
+    get_ui_field_behaviour = BaseServiceHook.__dict__["get_ui_field_behaviour"]
+    get_connection_form_widgets = BaseServiceHook.__dict__["get_connection_form_widgets"]
+
     def __init__(self, fluents_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(fluents_conn_id, **kwargs)
         self.fluents_conn_id = fluents_conn_id

@@ -32,6 +32,10 @@ class TinesHook(BaseServiceHook):
     service_name = "Tines"
     connection_test_request = ("/api/v1/info", {})
 
+    # Airflow 3.0 and 3.1 read the connection form only from methods in the class's own __dict__.
+    get_ui_field_behaviour = BaseServiceHook.__dict__["get_ui_field_behaviour"]
+    get_connection_form_widgets = BaseServiceHook.__dict__["get_connection_form_widgets"]
+
     def __init__(self, tines_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(tines_conn_id, **kwargs)
         self.tines_conn_id = tines_conn_id
