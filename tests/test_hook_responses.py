@@ -292,3 +292,22 @@ def test_a_non_object_answer_is_echoed_with_its_secrets_starred(httpserver, monk
     with pytest.raises(ApiRequestError) as err:
         TinesHook().get_action(7)
     assert "whsec-LEAK-1234" not in str(err.value) and '"secret": "***"' in str(err.value)
+
+
+def test_the_deadline_watchdog_leaves_no_idle_thread(fluents_tines_sandbox, monkeypatch):
+    import threading
+
+    from airflow_provider_fluents_tines.hooks import base
+
+    monkeypatch.setattr(base._Watchdog, "IDLE_SECONDS", 0.2)
+    hooks = [TinesHook() for _ in range(5)]
+    threads = []
+    for hook in hooks:
+        assert hook.get_action(90001)["id"] == 90001
+        threads.append(hook._watchdog._thread)  # started by the call (a keep-alive answer); ends when idle
+    assert all(isinstance(thread, threading.Thread) for thread in threads)
+    for thread in threads:
+        thread.join(timeout=5)
+    assert not any(thread.is_alive() for thread in threads)
+    assert all(hook._watchdog._thread is None for hook in hooks)
+    assert hooks[0].get_action(90001)["id"] == 90001  # armed again after its thread ended

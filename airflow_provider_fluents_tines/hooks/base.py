@@ -620,17 +620,20 @@ def _read_body(response: requests.Response, ends_by: float, watchdog: _Watchdog)
     stream of empty blocks): the watchdog shuts the socket down at the deadline for those.
     """
     raw = response.raw
+    # An answer that closes its connection (HTTP/1.0, Connection: close) has its socket detached by
+    # http.client: such a body is bounded by each read's timeout only.
     sock = getattr(getattr(raw, "connection", None), "sock", None)
+    sock = sock if isinstance(sock, socket.socket) else None
     read = getattr(raw, "read1", None) or raw.read  # read1: urllib3 2.1 and newer
     chunks: list[bytes] = []
-    if isinstance(sock, socket.socket):
+    if sock is not None:
         watchdog.arm(sock, ends_by)
     try:
         while True:
             left = ends_by - time.monotonic()
             if left <= 0:
                 raise _BodyTimeout
-            if isinstance(sock, socket.socket):
+            if sock is not None:
                 sock.settimeout(left)
             try:
                 chunk = read(_READ_SIZE, decode_content=True)
@@ -651,8 +654,11 @@ class _Watchdog:
     """
     One daemon thread per hook that shuts an attempt's socket down when the attempt's deadline
     passes, so that no read looping inside the HTTP stack outlives it. Armed and disarmed once per
-    attempt; the thread starts on first use and sleeps while nothing is armed.
+    attempt; the thread starts when armed and ends after a while with nothing armed, so a long-lived
+    process that makes many hooks (an api-server testing connections) keeps no idle threads.
     """
+
+    IDLE_SECONDS = 30.0
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -672,12 +678,16 @@ class _Watchdog:
     def disarm(self) -> None:
         with self._cond:
             self._armed = None
+            self._cond.notify()  # the thread is waiting for the deadline: let it start its idle wait
 
     def _watch(self) -> None:
         with self._cond:
             while True:
                 if self._armed is None:
-                    self._cond.wait()
+                    self._cond.wait(self.IDLE_SECONDS)
+                    if self._armed is None:
+                        self._thread = None  # arm() starts another one when needed
+                        return
                     continue
                 sock, ends_by = self._armed
                 left = ends_by - time.monotonic()
