@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -39,6 +40,7 @@ def _without_airflow_diagnostics(text: str) -> str:
     from airflow_provider_fluents_tines.version_compat import AIRFLOW_V_3_1_PLUS
 
     def airflows(line: str) -> bool:
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)  # Airflow 3.1 colours its console lines
         if "Sending request" in line or "Received message from task runner" in line:
             return "msg=MaskSecret(" in line or "SetRenderedFields(" in line
         return not AIRFLOW_V_3_1_PLUS and "\u2502" in line  # a rich traceback frame's line
