@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from airflow_provider_fluents_tines.version_compat import get_base_airflow_version_tuple
+
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 
 
@@ -53,5 +55,11 @@ def test_cli_made_connections_are_testable(fluents_tines_sandbox, airflow_db):
     }
     for conn_id in EXTRAS:
         tested = _airflow("connections", "test", conn_id, env=env)
+        if get_base_airflow_version_tuple() == (3, 1, 0):
+            # Airflow 3.1.0's own bug (fixed in 3.1.1), a caveat in the README: testing any connection stored in
+            # the DB fails before a hook is called. Assert exactly that, so a change in it is noticed.
+            assert "cannot import name 'SUPERVISOR_COMMS'" in tested.stdout, conn_id + tested.stdout
+            continue
         assert "Connection success!" in tested.stdout, conn_id + tested.stdout + tested.stderr[-2000:]
-    assert [e["path"] for e in fluents_tines_sandbox.state.journal()] == ["/api/v1/info"] * len(EXTRAS)
+    tests_that_ran = 0 if get_base_airflow_version_tuple() == (3, 1, 0) else len(EXTRAS)
+    assert [e["path"] for e in fluents_tines_sandbox.state.journal()] == ["/api/v1/info"] * tests_that_ran
