@@ -7,26 +7,31 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
+    from airflow_provider_fluents_tines.objects import ObjectKind
 
 
 class ObjectTaskMixin:
     """
-    Names the hook, the object kind, and the task arguments holding the object's id and the
-    connection id. The hook is loaded by path on first use: the hook modules pull in the HTTP
-    stack, which DAG parsing does not need.
+    An operator or sensor on one object of :attr:`object_kind`. The hook is built on first use,
+    from the task's connection and ``hook_params``: the hook modules pull in the HTTP stack, which
+    DAG parsing does not need.
     """
 
-    hook_class_path: ClassVar[str]
-    object_kind: ClassVar[str]
-    id_argument: ClassVar[str]
-    conn_id_argument: ClassVar[str]
+    object_kind: ClassVar[ObjectKind]
+    hook_params: dict[str, Any] | None
+
+    def connection_id(self) -> str:
+        """The task's connection id (each task names its argument after its service)."""
+        raise NotImplementedError
+
+    def given_object_id(self) -> Any:
+        """The task's object id argument, as given (rendered, not yet checked)."""
+        raise NotImplementedError
 
     @cached_property
     def hook(self) -> BaseServiceHook:
-        from airflow_provider_fluents_tines.hooks import load_hook_class
-
-        return load_hook_class(self.hook_class_path)(getattr(self, self.conn_id_argument))
+        return self.object_kind.hook_class().from_hook_params(self.connection_id(), self.hook_params)
 
     def object_id(self) -> Any:
-        """The task's object id, checked by the hook's rule for it; no request is made."""
-        return self.hook.object_id(self.object_kind, getattr(self, self.id_argument))
+        """The task's object id, checked by its kind's rule; no request is made."""
+        return self.object_kind.object_id(self.given_object_id())

@@ -51,8 +51,7 @@ _CHILD = textwrap.dedent(
         tick = asyncio.create_task(ticker(stalls, stop))
         await asyncio.sleep(0.05)
         trigger = trigger_module.ObjectStateTrigger(
-            hook_class_path="airflow_provider_fluents_tines.hooks.tines.TinesHook",
-            conn_id="tines_default", object_kind="action", object_id=90001,
+            conn_id="tines_default", object_kind="tines.action", object_id=90001,
             expected={"disabled": False}, end_time=time.time() + 30, poke_interval=0.1,
         )
         started = time.perf_counter()

@@ -32,9 +32,8 @@ def makers(interval: float) -> dict[str, Callable[[int], Any]]:
 
     return {
         "ObjectStateTrigger (this provider)": lambda i: ObjectStateTrigger(
-            hook_class_path="airflow_provider_fluents_tines.hooks.tines.TinesHook",
             conn_id="tines_default",
-            object_kind="action",
+            object_kind="tines.action",
             object_id=MISSING,
             expected={"disabled": False},
             end_time=time.time() + 3600,

@@ -102,9 +102,8 @@ def _run_cell(mode: str) -> str:
         sensor = TinesActionSensor(task_id="s", action_id=ACTION, expected={"disabled": True})
         return _outcome(lambda: sensor.poke({}))
     trigger = ObjectStateTrigger(
-        hook_class_path="airflow_provider_fluents_tines.hooks.tines.TinesHook",
         conn_id="tines_default",
-        object_kind="action",
+        object_kind="tines.action",
         object_id=ACTION,
         expected={"disabled": True},
         end_time=time.time() + 20,

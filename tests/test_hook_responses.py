@@ -16,6 +16,7 @@ import pytest
 from airflow_provider_fluents_tines.exceptions import ApiClientError, ApiRequestError, InvalidFieldError
 from airflow_provider_fluents_tines.hooks.fluents import FluentsHook
 from airflow_provider_fluents_tines.hooks.tines import TinesHook
+from airflow_provider_fluents_tines.objects.tines import TINES_ACTION
 
 
 def _conn(monkeypatch, conn_id: str, **fields) -> None:
@@ -137,7 +138,7 @@ def test_a_deadline_cuts_attempts_and_stops_retries(trickle, monkeypatch):
     started = time.monotonic()
     with pytest.raises(ApiRequestError):
         TinesHook(timeout=30, max_attempts=10, max_retry_wait=120).get_object(
-            "action", 7, deadline=time.time() + 1.5
+            TINES_ACTION, 7, deadline=time.time() + 1.5
         )
     assert time.monotonic() - started < 2.5
 

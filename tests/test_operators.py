@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_fluents_tines.exceptions import ApiClientError, InvalidFieldError
+from airflow_provider_fluents_tines.exceptions import ApiClientError, ApiRequestError, InvalidFieldError
 from airflow_provider_fluents_tines.hooks.base import RetryPolicy
 from airflow_provider_fluents_tines.operators.base import (
     DIFF_XCOM_KEY,
@@ -397,3 +397,26 @@ def test_update_log_names_the_nested_leaf_that_changes(fluents_tines_sandbox, ca
     assert "options.recipients" not in logged  # unchanged leaves are not listed
     # The dry run shows the body it would send, not the (empty) query.
     assert 'Would send PUT /api/v1/actions/90005 with body {"options": {"recipients": ' in logged
+
+
+def test_hook_params_set_the_tasks_hook(fluents_tines_sandbox):
+    # Two transient failures: the connection's retries would absorb them; hook_params allow one attempt.
+    fluents_tines_sandbox.state.add_fault(method="GET", path="/api/v1/actions/90005", status=503, count=2)
+    operator = TinesUpdateActionOperator(
+        task_id="t", action_id=90005, name="x", hook_params={"max_attempts": 1, "timeout": 5}
+    )
+    with pytest.raises(ApiRequestError) as err:
+        run(operator)
+    assert err.value.http_status == 503
+    assert len(fluents_tines_sandbox.state.journal(method="GET")) == 1
+    assert not fluents_tines_sandbox.state.journal(method="PUT")
+    assert operator.hook.settings.timeout == 5
+
+
+def test_bad_hook_params_are_refused_before_any_request(fluents_tines_sandbox):
+    operator = FluentsUpdateNumberOperator(
+        task_id="t", phone_number="+14155550101", label="x", hook_params={"max_attempts": 0}
+    )
+    with pytest.raises(InvalidFieldError, match=r"^hook_params\.max_attempts: must be an integer >= 1"):
+        run(operator)
+    assert fluents_tines_sandbox.state.journal() == []

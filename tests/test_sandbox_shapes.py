@@ -28,6 +28,7 @@ import requests
 from pydantic import TypeAdapter, ValidationError
 
 from airflow_provider_fluents_tines.hooks.fluents import FluentsHook
+from airflow_provider_fluents_tines.objects.fluents import FLUENTS_NUMBER
 from airflow_provider_fluents_tines.operators.base import PREVIOUS_VALUES_XCOM_KEY
 from airflow_provider_fluents_tines.operators.fluents import FluentsUpdateNumberOperator
 from airflow_provider_fluents_tines.sandbox import DEFAULT_FLUENTS_TOKEN, default_seed
@@ -36,7 +37,6 @@ from airflow_provider_fluents_tines.triggers.state import ObjectStateTrigger
 
 NUMBER = "+14155550101"
 CONNECTION = "7f3c2a1e-9b4d-4e6f-8a2b-5c1d0e9f8a7b"
-FLUENTS_HOOK = "airflow_provider_fluents_tines.hooks.fluents.FluentsHook"
 SHAPES = ("embedded", "normalized")
 SDK_VERSION = "0.0.48"
 
@@ -250,7 +250,7 @@ def test_hook_get_number_in_both_shapes(shaped):
         "region": "us-west",
         "queue": "support",
     }
-    observed = hook.normalize("number", number)
+    observed = FLUENTS_NUMBER.normalize(number)
     assert (observed["inbound_agent"], observed["telephony_account_connection"]) == (
         "agt_front_desk_v1",
         CONNECTION,
@@ -274,9 +274,8 @@ def test_number_sensor_and_trigger_match_in_both_shapes(shaped):
     assert deferrable.execute({})["number"] == NUMBER
     event = first_event(
         ObjectStateTrigger(
-            hook_class_path=FLUENTS_HOOK,
             conn_id="fluents_default",
-            object_kind="number",
+            object_kind="fluents.number",
             object_id=NUMBER,
             expected=expected,
             end_time=time.time() + 5,
@@ -291,9 +290,8 @@ def test_trigger_waits_for_a_change_in_both_shapes(shaped):
     FluentsHook().update_number(NUMBER, inbound_agent="agt_front_desk_v2", example_context={"queue": "x"})
     event = first_event(
         ObjectStateTrigger(
-            hook_class_path=FLUENTS_HOOK,
             conn_id="fluents_default",
-            object_kind="number",
+            object_kind="fluents.number",
             object_id=NUMBER,
             expected={"inbound_agent": "agt_front_desk_v2"},
             end_time=time.time() + 10,

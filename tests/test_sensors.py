@@ -13,13 +13,16 @@ import json
 import re
 import threading
 import time
+from dataclasses import asdict
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from airflow_provider_fluents_tines.exceptions import ApiClientError
+from airflow_provider_fluents_tines.hooks.base import RetryPolicy
 from airflow_provider_fluents_tines.hooks.fluents import FluentsHook
 from airflow_provider_fluents_tines.hooks.tines import TinesHook
+from airflow_provider_fluents_tines.objects.fluents import FLUENTS_NUMBER
 from airflow_provider_fluents_tines.sandbox import DEFAULT_FLUENTS_TOKEN, DEFAULT_TINES_TOKEN, default_seed
 from airflow_provider_fluents_tines.sensors.fluents import FluentsActionSensor, FluentsNumberSensor
 from airflow_provider_fluents_tines.sensors.tines import TinesActionSensor
@@ -34,8 +37,6 @@ from airflow_provider_fluents_tines.version_compat import (
 from .dag_runner import run_dag, task_states, xcom
 
 NUMBER = "+14155550101"
-TINES_HOOK = "airflow_provider_fluents_tines.hooks.tines.TinesHook"
-FLUENTS_HOOK = "airflow_provider_fluents_tines.hooks.fluents.FluentsHook"
 
 
 def first_event(trigger: ObjectStateTrigger, deadline: float = 20.0) -> dict:
@@ -49,9 +50,8 @@ def tines_trigger(action_id=90005, expected=None, **kwargs) -> ObjectStateTrigge
     kwargs.setdefault("end_time", time.time() + 10)
     kwargs.setdefault("poke_interval", 0.1)
     return ObjectStateTrigger(
-        hook_class_path=TINES_HOOK,
         conn_id="tines_default",
-        object_kind="action",
+        object_kind="tines.action",
         object_id=action_id,
         expected=expected or {"disabled": False},
         **kwargs,
@@ -139,17 +139,16 @@ def test_inbound_agent_matches_by_id_whether_embedded_or_not(fluents_tines_sandb
     assert isinstance(embedded["inbound_agent"], dict)
     normalized = {**embedded, "inbound_agent": "agt_front_desk_v1"}
     for shape in (embedded, normalized):
-        assert hook.state_differences("number", shape, {"inbound_agent": "agt_front_desk_v1"}) == []
-        assert hook.state_differences("number", shape, {"inbound_agent": "agt_front_desk_v2"}) != []
+        assert FLUENTS_NUMBER.state_differences(shape, {"inbound_agent": "agt_front_desk_v1"}) == []
+        assert FLUENTS_NUMBER.state_differences(shape, {"inbound_agent": "agt_front_desk_v2"}) != []
     sensor = FluentsNumberSensor(
         task_id="s", phone_number=NUMBER, expected={"inbound_agent": "agt_front_desk_v1"}
     )
     assert sensor.execute({})["number"] == NUMBER
     event = first_event(
         ObjectStateTrigger(
-            hook_class_path=FLUENTS_HOOK,
             conn_id="fluents_default",
-            object_kind="number",
+            object_kind="fluents.number",
             object_id=NUMBER,
             expected={"inbound_agent": "agt_front_desk_v1", "example_context": {"queue": "support"}},
             end_time=time.time() + 5,
@@ -187,6 +186,7 @@ def test_deferrable_sensor_checks_once_then_defers_without_the_key(fluents_tines
         deferrable=True,
         poke_interval=5,
         timeout=120,
+        hook_params={"timeout": 7, "retry_policy": RetryPolicy(max_attempts=2)},
     )
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute({})
@@ -201,6 +201,12 @@ def test_deferrable_sensor_checks_once_then_defers_without_the_key(fluents_tines
     assert 115 < kwargs["end_time"] - time.time() <= 120
     rebuilt = ObjectStateTrigger(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
+    # The task's hook settings travel as JSON, and the trigger's hook uses them.
+    assert kwargs["hook_params"] == {
+        "timeout": 7,
+        "retry_policy": {**asdict(RetryPolicy()), "max_attempts": 2},
+    }
+    assert rebuilt._prepare_hook().settings.timeout == 7
 
 
 def test_trigger_waits_through_the_lag(fluents_tines_sandbox):

@@ -40,7 +40,7 @@ _PROBE = textwrap.dedent(
         loop_thread = threading.get_ident()
         sys.addaudithook(audit)
         trigger = ObjectStateTrigger(
-            hook_class_path=sys.argv[1], conn_id=sys.argv[2], object_kind=sys.argv[3],
+            conn_id=sys.argv[2], object_kind=sys.argv[1] + "." + sys.argv[3],
             object_id=json.loads(sys.argv[4]), expected=json.loads(sys.argv[5]),
             end_time=time.time() + 20, poke_interval=0.1,
         )
@@ -53,11 +53,11 @@ _PROBE = textwrap.dedent(
 
 
 @pytest.mark.parametrize(
-    ("hook_class_path", "conn_id", "kind", "object_id", "expected"),
+    ("service", "conn_id", "kind", "object_id", "expected"),
     [
-        ("airflow_provider_fluents_tines.hooks.tines.TinesHook", "tines_default", "action", 90005, {}),
+        ("tines", "tines_default", "action", 90005, {}),
         (
-            "airflow_provider_fluents_tines.hooks.fluents.FluentsHook",
+            "fluents",
             "fluents_default",
             "number",
             "+14155550101",
@@ -66,7 +66,7 @@ _PROBE = textwrap.dedent(
     ],
 )
 def test_nothing_is_imported_on_the_event_loop_after_run_starts(
-    fluents_tines_sandbox, monkeypatch, hook_class_path, conn_id, kind, object_id, expected
+    fluents_tines_sandbox, monkeypatch, service, conn_id, kind, object_id, expected
 ):
     # A UI-made connection: every declared extra saved as null.
     env = json.loads(fluents_tines_sandbox.connection_env()[f"AIRFLOW_CONN_{conn_id.upper()}"])
@@ -83,7 +83,7 @@ def test_nothing_is_imported_on_the_event_loop_after_run_starts(
             sys.executable,
             "-c",
             _PROBE,
-            hook_class_path,
+            service,
             conn_id,
             kind,
             json.dumps(object_id),

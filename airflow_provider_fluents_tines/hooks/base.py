@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit
@@ -33,12 +33,13 @@ from airflow_provider_fluents_tines.exceptions import (
     InvalidFieldError,
     extract_api_message,
 )
-from airflow_provider_fluents_tines.matching import Difference, differences
+from airflow_provider_fluents_tines.objects import ObjectKind, Request
 from airflow_provider_fluents_tines.redaction import redact, sensitive_values, shown_value, without_userinfo
 
 if TYPE_CHECKING:
     import aiohttp
     from airflow.sdk import Connection
+    from typing_extensions import Self
 
 USER_AGENT = f"airflow-provider-fluents-tines/{__version__}"
 
@@ -133,23 +134,66 @@ def _is_loopback(hostname: str) -> bool:
         return False
 
 
-def _as_bool(value: Any, name: str) -> bool:
+def _as_bool(value: Any, field: str) -> bool:
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise InvalidFieldError(f"extra.{name}", f"must be true or false, got {value!r}")
+    raise InvalidFieldError(field, f"must be true or false, got {value!r}")
 
 
-def _as_number(value: Any, name: str, *, minimum: float, integer: bool = False) -> float:
+def _as_number(value: Any, field: str, *, minimum: float, integer: bool = False) -> float:
     try:
         number = int(value) if integer else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = None
     if isinstance(value, bool) or number is None or not math.isfinite(number) or number < minimum:
         kind = "an integer" if integer else "a number"
-        raise InvalidFieldError(f"extra.{name}", f"must be {kind} >= {minimum}, got {value!r}")
+        raise InvalidFieldError(field, f"must be {kind} >= {minimum}, got {value!r}")
     return number
+
+
+# name -> (minimum, integer): the numeric settings of a hook, from extras, arguments or hook_params.
+_NUMBER_SETTINGS: dict[str, tuple[float, bool]] = {
+    "timeout": (0.001, False),
+    "max_attempts": (1, True),
+    "max_retry_wait": (0, False),
+}
+_POLICY_FIELDS: dict[str, tuple[float, bool]] = {
+    "max_attempts": (1, True),
+    "max_retry_wait": (0, False),
+    "backoff_base": (0, False),
+    "backoff_max": (0, False),
+}
+#: What a task's ``hook_params`` may set: the hooks' keyword arguments that are plain settings.
+HOOK_PARAMS = (*_NUMBER_SETTINGS, "retry_policy")
+
+
+def trigger_hook_params(hook_params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A task's ``hook_params`` as trigger kwargs can carry them (a :class:`RetryPolicy` as a dict)."""
+    if hook_params is None:
+        return None
+    return {
+        name: asdict(value) if isinstance(value, RetryPolicy) else value
+        for name, value in hook_params.items()
+    }
+
+
+def _as_policy(value: Any, field: str) -> RetryPolicy:
+    """A :class:`RetryPolicy`, or a mapping of its fields (what a trigger's kwargs can carry)."""
+    if isinstance(value, RetryPolicy):
+        return value
+    if not isinstance(value, Mapping):
+        raise InvalidFieldError(field, f"must be a RetryPolicy or a dict of {', '.join(_POLICY_FIELDS)}")
+    unknown = sorted(map(str, set(value) - set(_POLICY_FIELDS)))
+    if unknown:
+        raise InvalidFieldError(f"{field}.{unknown[0]}", f"is not a field; use {', '.join(_POLICY_FIELDS)}")
+    checked: dict[str, Any] = {
+        name: _as_number(number, f"{field}.{name}", minimum=minimum, integer=integer)
+        for name, number in value.items()
+        for minimum, integer in [_POLICY_FIELDS[name]]
+    }
+    return replace(RetryPolicy(), **checked)
 
 
 class BaseServiceHook(HttpHook):
@@ -187,8 +231,37 @@ class BaseServiceHook(HttpHook):
         http_hook_kwargs.setdefault("method", "GET")
         super().__init__(http_conn_id=conn_id, **http_hook_kwargs)
         self.conn_id = conn_id
-        self._overrides = {"timeout": timeout, "max_attempts": max_attempts, "max_retry_wait": max_retry_wait}
-        self._retry_policy = retry_policy or RetryPolicy()
+        given = {"timeout": timeout, "max_attempts": max_attempts, "max_retry_wait": max_retry_wait}
+        # Checked now, naming the argument: a bad setting fails before any request.
+        self._overrides = {
+            name: None if value is None else _as_number(value, name, minimum=minimum, integer=integer)
+            for name, value in given.items()
+            for minimum, integer in [_NUMBER_SETTINGS[name]]
+        }
+        self._retry_policy = (
+            RetryPolicy() if retry_policy is None else _as_policy(retry_policy, "retry_policy")
+        )
+
+    @classmethod
+    def from_hook_params(cls, conn_id: str, hook_params: Mapping[str, Any] | None) -> Self:
+        """
+        The hook a task builds from its ``hook_params`` (any of :data:`HOOK_PARAMS`; ``retry_policy``
+        as a dict of its fields or a :class:`RetryPolicy`), each checked now and named in errors as
+        ``hook_params.<name>``.
+        """
+        params = dict(hook_params or {})
+        unknown = sorted(map(str, set(params) - set(HOOK_PARAMS)))
+        if unknown:
+            raise InvalidFieldError(
+                f"hook_params.{unknown[0]}", f"is not a hook setting; use {', '.join(HOOK_PARAMS)}"
+            )
+        for name, value in params.items():
+            if name == "retry_policy":
+                params[name] = _as_policy(value, "hook_params.retry_policy")
+            elif value is not None:
+                minimum, integer = _NUMBER_SETTINGS[name]
+                params[name] = _as_number(value, f"hook_params.{name}", minimum=minimum, integer=integer)
+        return cls(conn_id, **params)
 
     # ---- settings -------------------------------------------------------------------------------
 
@@ -207,21 +280,24 @@ class BaseServiceHook(HttpHook):
         allow_insecure = self._extra(extra, "allow_insecure_http")
         base_url = self._base_url(
             conn,
-            allow_insecure=allow_insecure is not None and _as_bool(allow_insecure, "allow_insecure_http"),
+            allow_insecure=allow_insecure is not None
+            and _as_bool(allow_insecure, "extra.allow_insecure_http"),
         )
-        options = {key: self._extra(extra, key) for key in self._overrides}
-        options.update({key: value for key, value in self._overrides.items() if value is not None})
+        # An argument (or hook_params) wins over the extra; both checked as numbers.
+        options: dict[str, float | None] = {}
+        for name, (minimum, integer) in _NUMBER_SETTINGS.items():
+            raw = self._extra(extra, name) if self._overrides[name] is None else None
+            options[name] = (
+                self._overrides[name]
+                if raw is None
+                else _as_number(raw, f"extra.{name}", minimum=minimum, integer=integer)
+            )
         policy = self._retry_policy
         if options["max_attempts"] is not None:
-            attempts = _as_number(options["max_attempts"], "max_attempts", minimum=1, integer=True)
-            policy = replace(policy, max_attempts=int(attempts))
+            policy = replace(policy, max_attempts=int(options["max_attempts"]))
         if options["max_retry_wait"] is not None:
-            policy = replace(
-                policy, max_retry_wait=_as_number(options["max_retry_wait"], "max_retry_wait", minimum=0)
-            )
-        timeout = DEFAULT_TIMEOUT
-        if options["timeout"] is not None:
-            timeout = _as_number(options["timeout"], "timeout", minimum=0.001)
+            policy = replace(policy, max_retry_wait=options["max_retry_wait"])
+        timeout = DEFAULT_TIMEOUT if options["timeout"] is None else options["timeout"]
         return ApiSettings(base_url=base_url, api_key=conn.password, timeout=timeout, retry_policy=policy)
 
     def _extra(self, extra: Mapping[str, Any], name: str) -> Any:
@@ -475,49 +551,27 @@ class BaseServiceHook(HttpHook):
 
     # ---- objects: what operators, sensors and triggers read and write ----------------------------
 
-    def object_id(self, kind: str, object_id: Any) -> Any:
-        """The id of an object of ``kind``, checked against the API's rule for it (no request is made)."""
-        raise NotImplementedError
+    def _own(self, kind: ObjectKind) -> ObjectKind:
+        if not isinstance(self, kind.hook_class()):
+            raise TypeError(f"{type(self).__name__} does not serve {kind.service} {kind.noun}s ({kind.key})")
+        return kind
 
-    def object_request(self, kind: str, object_id: Any) -> tuple[str, dict[str, Any]]:
-        """Path and query of the GET that reads one object of ``kind``; validates the id."""
-        raise NotImplementedError
+    def send(self, request: Request, *, json_body: Any = None, deadline: float | None = None) -> Any:
+        """Send one :class:`Request` an object kind describes (see :meth:`request`)."""
+        return self.request(
+            request.method, request.path, params=request.params, json_body=json_body, deadline=deadline
+        )
 
-    def get_object(self, kind: str, object_id: Any, *, deadline: float | None = None) -> dict[str, Any]:
+    def get_object(
+        self, kind: ObjectKind, object_id: Any, *, deadline: float | None = None
+    ) -> dict[str, Any]:
         """Read one object of ``kind``; ``deadline`` (epoch seconds) bounds the call with its retries."""
-        path, params = self.object_request(kind, object_id)
-        return self.request("GET", path, params=params, deadline=deadline)
+        return self.send(self._own(kind).read_request(object_id), deadline=deadline)
 
-    def update_request(self, kind: str, object_id: Any) -> tuple[str, str, dict[str, Any]]:
-        """Method, path and query of the update of one object of ``kind``; validates the id."""
-        raise NotImplementedError
-
-    def update_object(self, kind: str, object_id: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def update_object(self, kind: ObjectKind, object_id: Any, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Send a partial update of one object after checking ``fields`` against the API's rules."""
-        self.check_update(kind, fields)
-        method, path, params = self.update_request(kind, object_id)
-        return self.request(method, path, params=params, json_body=dict(fields))
-
-    def check_update(self, kind: str, fields: Mapping[str, Any]) -> None:
-        """Raise :class:`InvalidFieldError` naming every rule of the update API that ``fields`` break."""
-        raise NotImplementedError
-
-    def normalize(self, kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """The object in the vocabulary of its update request, for matching and previous values."""
-        return dict(obj)
-
-    def as_update_answer(self, kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """
-        The object in the shape the update endpoint answers with, whichever call read it: what an
-        update operator returns, so that its return value has one shape whether it wrote or not.
-        """
-        return dict(obj)
-
-    def state_differences(
-        self, kind: str, obj: Mapping[str, Any], expected: Mapping[str, Any]
-    ) -> list[Difference]:
-        """The expected fields ``obj`` does not show yet: the one check behind sensors and triggers."""
-        return differences(expected, self.normalize(kind, obj), subset=True)
+        self._own(kind).check_update(fields)
+        return self.send(kind.update_request(object_id), json_body=dict(fields))
 
     # ---- asynchronous reads, for triggers -------------------------------------------------------
 
@@ -539,7 +593,7 @@ class BaseServiceHook(HttpHook):
         self,
         session: aiohttp.ClientSession,
         settings: ApiSettings,
-        kind: str,
+        kind: ObjectKind,
         object_id: Any,
         *,
         timeout: float | None = None,
@@ -555,7 +609,7 @@ class BaseServiceHook(HttpHook):
 
         import aiohttp
 
-        path, params = self.object_request(kind, object_id)
+        _, path, params = self._own(kind).read_request(object_id)
         shown = shown_path(path, params)
         seconds = settings.timeout if timeout is None else min(settings.timeout, timeout)
         try:

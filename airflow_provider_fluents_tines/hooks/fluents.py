@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from airflow_provider_fluents_tines import validation
 from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
+from airflow_provider_fluents_tines.objects.fluents import FLUENTS_ACTION, FLUENTS_NUMBER
 
 # The API's documented page-size range is 1-100.
 _PAGE_SIZE = 100
@@ -42,11 +41,11 @@ class FluentsHook(BaseServiceHook):
 
     def get_action(self, action_id: str) -> dict[str, Any]:
         """``GET /v1/actions?id=``."""
-        return self.get_object("action", action_id)
+        return self.get_object(FLUENTS_ACTION, action_id)
 
     def update_action(self, action_id: str, **fields: Any) -> dict[str, Any]:
         """``POST /v1/actions/update?id=`` with only ``fields`` in the body (a partial update)."""
-        return self.update_object("action", action_id, fields)
+        return self.update_object(FLUENTS_ACTION, action_id, fields)
 
     def list_actions(self) -> list[dict[str, Any]]:
         """Every action, across all pages of ``GET /v1/actions/list``."""
@@ -54,7 +53,7 @@ class FluentsHook(BaseServiceHook):
 
     def get_number(self, phone_number: str) -> dict[str, Any]:
         """``GET /v1/numbers?phone_number=``."""
-        return self.get_object("number", phone_number)
+        return self.get_object(FLUENTS_NUMBER, phone_number)
 
     def update_number(self, phone_number: str, **fields: Any) -> dict[str, Any]:
         """
@@ -63,7 +62,7 @@ class FluentsHook(BaseServiceHook):
         The API requires ``example_context`` in every update; ``FluentsUpdateNumberOperator``
         reads the number first to keep it, this low-level method does not.
         """
-        return self.update_object("number", phone_number, fields)
+        return self.update_object(FLUENTS_NUMBER, phone_number, fields)
 
     def list_numbers(self) -> list[dict[str, Any]]:
         """Every number, across all pages of ``GET /v1/numbers/list``."""
@@ -79,41 +78,3 @@ class FluentsHook(BaseServiceHook):
             if not data.get("has_more") or not batch:
                 break
         return items
-
-    def object_id(self, kind: str, object_id: Any) -> str:
-        if kind == "action":
-            return validation.fluents_action_id(object_id)
-        if kind == "number":
-            return validation.phone_number(object_id)
-        raise ValueError(f"Fluents has no object kind {kind!r}")
-
-    def object_request(self, kind: str, object_id: Any) -> tuple[str, dict[str, Any]]:
-        key = "id" if kind == "action" else "phone_number"
-        return f"/v1/{kind}s", {key: self.object_id(kind, object_id)}
-
-    def update_request(self, kind: str, object_id: Any) -> tuple[str, str, dict[str, Any]]:
-        path, params = self.object_request(kind, object_id)
-        return "POST", f"{path}/update", params
-
-    def check_update(self, kind: str, fields: Mapping[str, Any]) -> None:
-        if kind == "action":
-            validation.raise_for(validation.fluents_action_update_problems(fields), {"type": "action_type"})
-        else:
-            validation.raise_for(validation.fluents_number_update_problems(fields))
-
-    def normalize(self, kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """
-        A number's ``inbound_agent`` (and ``telephony_account_connection``) as an id, whether the API
-        embedded the object (``GET /v1/numbers``) or sent its id (the update's answer, list items).
-        """
-        normalized = dict(obj)
-        if kind == "number":
-            for key in ("inbound_agent", "telephony_account_connection"):
-                value = normalized.get(key)
-                if isinstance(value, Mapping):
-                    normalized[key] = value.get("id")
-        return normalized
-
-    def as_update_answer(self, kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """The update answers a number with ids (``NormalizedNumberDto``): a read shown the same way."""
-        return self.normalize(kind, obj)

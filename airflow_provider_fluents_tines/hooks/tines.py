@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from airflow_provider_fluents_tines import validation
 from airflow_provider_fluents_tines.exceptions import InvalidFieldError
 from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
+from airflow_provider_fluents_tines.objects.tines import TINES_ACTION
 
 _MAX_PER_PAGE = 500
 _MAX_PAGES = 10_000
@@ -46,11 +45,11 @@ class TinesHook(BaseServiceHook):
 
     def get_action(self, action_id: int | str) -> dict[str, Any]:
         """``GET /api/v1/actions/{id}``."""
-        return self.get_object("action", action_id)
+        return self.get_object(TINES_ACTION, action_id)
 
     def update_action(self, action_id: int | str, **fields: Any) -> dict[str, Any]:
         """``PUT /api/v1/actions/{id}`` with only ``fields`` in the body (a partial update)."""
-        return self.update_object("action", action_id, fields)
+        return self.update_object(TINES_ACTION, action_id, fields)
 
     def list_actions(self, per_page: int = _MAX_PER_PAGE, **filters: Any) -> list[dict[str, Any]]:
         """
@@ -80,43 +79,3 @@ class TinesHook(BaseServiceHook):
                 break
             seen.add(key)
         return items
-
-    def object_id(self, kind: str, object_id: Any) -> int:
-        if kind != "action":
-            raise ValueError(f"Tines has no object kind {kind!r}")
-        return validation.tines_action_id(object_id)
-
-    def object_request(self, kind: str, object_id: Any) -> tuple[str, dict[str, Any]]:
-        return f"/api/v1/actions/{self.object_id(kind, object_id)}", {}
-
-    def update_request(self, kind: str, object_id: Any) -> tuple[str, str, dict[str, Any]]:
-        path, params = self.object_request(kind, object_id)
-        return "PUT", path, params
-
-    def check_update(self, kind: str, fields: Mapping[str, Any]) -> None:
-        validation.raise_for(validation.tines_action_update_problems(fields))
-
-    def normalize(self, kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """
-        Add the request's names to an action: ``source_ids``/``receiver_ids`` from ``sources``/``receivers``,
-        ``links_to_*`` as ``[{source_id|receiver_id, type}]`` (responses say ``link_type`` and may send a
-        single object), and ``num_runs_to_save`` from ``story_run_save_setting``.
-        """
-        normalized = dict(obj)
-        for ids_field, observed_field in (("source_ids", "sources"), ("receiver_ids", "receivers")):
-            if isinstance(obj.get(observed_field), list):
-                normalized[ids_field] = list(obj[observed_field])
-        for links_field, key in (("links_to_sources", "source_id"), ("links_to_receivers", "receiver_id")):
-            links = obj.get(links_field)
-            if isinstance(links, Mapping):
-                links = [links]
-            if isinstance(links, list):
-                normalized[links_field] = [
-                    {key: link.get(key), "type": link.get("link_type", link.get("type", "DEFAULT"))}
-                    for link in links
-                    if isinstance(link, Mapping)
-                ]
-        setting = obj.get("story_run_save_setting")
-        if isinstance(setting, Mapping) and "num_runs_to_save" in setting:
-            normalized["num_runs_to_save"] = setting["num_runs_to_save"]
-        return normalized

@@ -89,6 +89,8 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
         holding a secret (a Tines webhook's ``options.secret``) is refused, since its old value could
         only be kept in the clear; with this flag the change is made and the old secret is not kept
         (a rollback then refuses to restore that field).
+    :param hook_params: settings for this task's hook, over the connection's extras: ``timeout``,
+        ``max_attempts``, ``max_retry_wait`` and ``retry_policy`` (a dict of its fields).
 
     Secrets (values under keys Airflow's masker deems sensitive) are shown as ``***`` in logs, in
     the returned object and in the ``diff`` and ``planned_request`` XComs; in ``previous_values``
@@ -98,10 +100,6 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
     ui_color = "#d6eaf8"
     #: operator attribute -> API field, for every updatable field.
     field_arguments: ClassVar[Mapping[str, str]]
-    #: API field -> the argument a user wrote, where the two differ (named in errors).
-    argument_names: ClassVar[Mapping[str, str]] = {}
-    #: a changed field -> fields whose previous values must be restored with it (API rules).
-    companion_fields: ClassVar[Mapping[str, Sequence[str]]] = {}
 
     def __init__(
         self,
@@ -110,61 +108,52 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
         force: bool = False,
         restore_from: str | None = None,
         allow_unrestorable_secrets: bool = False,
+        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.hook_params = hook_params
         self.allow_unrestorable_secrets = allow_unrestorable_secrets
         # BaseOperator.dry_run() is a method (template rendering); keep the flag under another name.
         self.is_dry_run = dry_run
         self.force = force
         self.restore_from = restore_from
 
-    # ---- what a subclass says about its endpoint -------------------------------------------------
-
-    def field_problems(self, fields: Mapping[str, Any]) -> list[validation.Problem]:
-        """The API rules broken by ``fields`` (the given fields, before anything is read)."""
-        raise NotImplementedError
-
-    def object_problems(
-        self, fields: Mapping[str, Any], current: Mapping[str, Any]
-    ) -> list[validation.Problem]:
-        """
-        The API rules broken by ``fields`` that need the object as read (its type): checked after the
-        read, before anything is pushed or written.
-        """
-        return []
-
-    def complete_body(self, fields: dict[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
-        """The body to send, from the given fields and the object as read (read-modify-write)."""
-        return fields
-
     def previous_values(self, changed: Sequence[str], observed: Mapping[str, Any]) -> dict[str, Any]:
         """
-        What restores the ``changed`` fields: their observed values and their companions'.
+        What restores the ``changed`` fields: their observed values and their companions' (the
+        object kind says which, and in which form).
 
         A field the API did not show has no known previous value: it is left out (a rollback
-        cannot restore it), and said so in the log, rather than recorded as None.
+        cannot restore it), and said so in the log, rather than recorded as None. So is a value the
+        update API cannot write back.
         """
-        names = list(changed)
-        for name in changed:
-            names += [c for c in self.companion_fields.get(name, ()) if c in observed and c not in names]
+        names = self.object_kind.restored_fields(changed, observed)
         unknown = [name for name in names if name not in observed]
         if unknown:
             self.log.warning(
                 "The API did not show %s before the write: a rollback cannot restore it.", unknown
             )
-        return {name: observed[name] for name in names if name in observed}
+        previous = {name: observed[name] for name in names if name in observed}
+        for name, why in self.object_kind.unrestorable(previous).items():
+            del previous[name]
+            self.log.warning("%s %s.", name, why)
+        return previous
 
     # ---- the flow --------------------------------------------------------------------------------
 
     def given_fields(self) -> dict[str, Any]:
-        return {
-            api_field: getattr(self, argument)
-            for argument, api_field in self.field_arguments.items()
-            if getattr(self, argument) is not NOT_GIVEN
-        }
+        """The field arguments given, by API field name, in the API's types."""
+        return self.object_kind.prepare_fields(
+            {
+                api_field: getattr(self, argument)
+                for argument, api_field in self.field_arguments.items()
+                if getattr(self, argument) is not NOT_GIVEN
+            }
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
+        kind = self.object_kind
         object_id = self.object_id()
         given = self.given_fields()
         if self.restore_from:
@@ -177,29 +166,31 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
                 self.log.info(
                     "Task %r changed nothing on %s %s: nothing to restore.",
                     self.restore_from,
-                    self.object_kind,
+                    kind.noun,
                     shown_value(object_id),
                 )
-                return self._returned(self.hook.get_object(self.object_kind, object_id))
+                return self._returned(self.hook.get_object(kind, object_id))
             given = restored
         elif not given:
             raise validation.invalid("fields", "give at least one field to update (or restore_from)")
-        validation.raise_for(self.field_problems(given), self.argument_names)
+        # The rules the given fields break on their own: refused before any request.
+        kind.check_given(given)
         _mask_secrets_in(given)
 
-        current = self.hook.get_object(self.object_kind, object_id)
+        current = self.hook.get_object(kind, object_id)
         _mask_secrets_in(current)
-        validation.raise_for(self.object_problems(given, current), self.argument_names)
-        observed = self.hook.normalize(self.object_kind, current)
+        # Read-modify-write: the body to send, then every rule on it (some need the object as read).
+        body = kind.complete_body(given, current)
+        kind.check_update(body, current=current)
+        observed = kind.normalize(current)
         changes = differences(given, observed, subset=False)
-        body = self.complete_body(dict(given), current)
+        update = kind.update_request(object_id)
 
         if self.is_dry_run:
             from airflow_provider_fluents_tines.hooks.base import shown_path
 
-            self.hook.check_update(self.object_kind, body)  # update_object checks before a real write
             diff = [_diff_entry(change) for change in changes]
-            method, path, params = self.hook.update_request(self.object_kind, object_id)
+            method, path, params = update
             planned = {"method": method, "path": path, "params": params, "body": redact(body)}
             self.log.info(
                 "Dry run, nothing written. Would send %s %s with body %s",
@@ -214,7 +205,7 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
         if not changes and not self.force:
             self.log.info(
                 "%s %s is already up to date; nothing written.",
-                self.object_kind.capitalize(),
+                kind.noun.capitalize(),
                 shown_value(object_id),
             )
             context["ti"].xcom_push(
@@ -228,11 +219,11 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
             key=PREVIOUS_VALUES_XCOM_KEY, value={"object_id": object_id, "fields": previous}
         )
         self._log_diff(object_id, changes)
-        return self._returned(self.hook.update_object(self.object_kind, object_id, body))
+        return self._returned(self.hook.send(update, json_body=body))
 
     def _returned(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """The task's return value: one shape (the update's answer) whether it wrote or not, secrets starred."""
-        return redact(self.hook.as_update_answer(self.object_kind, obj))
+        return redact(self.object_kind.as_update_answer(obj))
 
     def _sealed(self, previous: dict[str, Any]) -> dict[str, Any]:
         """Previous values with their secrets Fernet-encrypted, or redacted with the opt-in."""
@@ -285,14 +276,14 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
         if changes:
             self.log.info(
                 "%s %s: %s",
-                self.object_kind.capitalize(),
+                self.object_kind.noun.capitalize(),
                 shown_value(object_id),
                 format_differences(leaf_differences(changes), limit=50),
             )
         else:
             self.log.info(
                 "%s %s: no field changes (write forced).",
-                self.object_kind.capitalize(),
+                self.object_kind.noun.capitalize(),
                 shown_value(object_id),
             )
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from airflow_provider_fluents_tines import validation
+from airflow_provider_fluents_tines.objects.fluents import FLUENTS_ACTION, FLUENTS_NUMBER
 from airflow_provider_fluents_tines.operators.base import NOT_GIVEN, BaseUpdateOperator
-
-_FLUENTS_HOOK = "airflow_provider_fluents_tines.hooks.fluents.FluentsHook"
 
 
 class FluentsUpdateActionOperator(BaseUpdateOperator):
@@ -25,7 +22,8 @@ class FluentsUpdateActionOperator(BaseUpdateOperator):
     :param action_trigger: ``{"type": "action_trigger_function_call" | "action_trigger_phrase_based", "config": ...}``.
     :param fluents_conn_id: the Fluents connection.
 
-    The flags ``dry_run``, ``force`` and ``restore_from`` are those of :class:`BaseUpdateOperator`.
+    The flags ``dry_run``, ``force``, ``restore_from``, ``allow_unrestorable_secrets`` and ``hook_params``
+    are those of :class:`BaseUpdateOperator`.
     """
 
     template_fields = (
@@ -39,10 +37,7 @@ class FluentsUpdateActionOperator(BaseUpdateOperator):
         "restore_from",
     )
     template_fields_renderers = {"config": "json", "action_trigger": "json"}
-    hook_class_path = _FLUENTS_HOOK
-    object_kind = "action"
-    id_argument = "action_id"
-    conn_id_argument = "fluents_conn_id"
+    object_kind = FLUENTS_ACTION
     field_arguments = {
         "action_type": "type",
         "action_label": "label",
@@ -50,9 +45,6 @@ class FluentsUpdateActionOperator(BaseUpdateOperator):
         "config": "config",
         "action_trigger": "action_trigger",
     }
-    argument_names = {"type": "action_type"}
-    # The API checks config against the type, so a restored config travels with its type.
-    companion_fields = {"config": ("type",)}
 
     def __init__(
         self,
@@ -76,31 +68,11 @@ class FluentsUpdateActionOperator(BaseUpdateOperator):
         self.action_trigger = action_trigger
         self.fluents_conn_id = fluents_conn_id
 
-    def field_problems(self, fields: Mapping[str, Any]) -> list[validation.Problem]:
-        # config without action_type is checked against the action's stored type, once read.
-        return validation.fluents_action_update_problems(fields, type_pending=True)
+    def connection_id(self) -> str:
+        return self.fluents_conn_id
 
-    def object_problems(
-        self, fields: Mapping[str, Any], current: Mapping[str, Any]
-    ) -> list[validation.Problem]:
-        if "config" not in fields or "type" in fields:
-            return []
-        stored_type = current.get("type")
-        if stored_type is not None and stored_type not in validation.FLUENTS_ACTION_TYPES:
-            return [
-                validation.Problem(
-                    "config",
-                    f"cannot be checked against the action's stored type {validation.shown(stored_type)}, "
-                    "which is not an action type: give action_type with it",
-                )
-            ]
-        return validation.fluents_action_update_problems(fields, current_type=stored_type)
-
-    def complete_body(self, fields: dict[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
-        # The API checks config against the type: config given alone travels with the stored type.
-        if "config" in fields and "type" not in fields:
-            fields["type"] = current["type"]
-        return fields
+    def given_object_id(self) -> Any:
+        return self.action_id
 
 
 class FluentsUpdateNumberOperator(BaseUpdateOperator):
@@ -118,7 +90,8 @@ class FluentsUpdateNumberOperator(BaseUpdateOperator):
     :param example_context: the context object, replaced whole.
     :param fluents_conn_id: the Fluents connection.
 
-    The flags ``dry_run``, ``force`` and ``restore_from`` are those of :class:`BaseUpdateOperator`.
+    The flags ``dry_run``, ``force``, ``restore_from``, ``allow_unrestorable_secrets`` and ``hook_params``
+    are those of :class:`BaseUpdateOperator`.
     """
 
     template_fields = (
@@ -132,10 +105,7 @@ class FluentsUpdateNumberOperator(BaseUpdateOperator):
         "restore_from",
     )
     template_fields_renderers = {"inbound_agent": "json", "example_context": "json"}
-    hook_class_path = _FLUENTS_HOOK
-    object_kind = "number"
-    id_argument = "phone_number"
-    conn_id_argument = "fluents_conn_id"
+    object_kind = FLUENTS_NUMBER
     field_arguments = {
         "number_label": "label",
         "description": "description",
@@ -166,10 +136,8 @@ class FluentsUpdateNumberOperator(BaseUpdateOperator):
         self.example_context = example_context
         self.fluents_conn_id = fluents_conn_id
 
-    def field_problems(self, fields: Mapping[str, Any]) -> list[validation.Problem]:
-        return validation.fluents_number_update_problems(fields, require_example_context=False)
+    def connection_id(self) -> str:
+        return self.fluents_conn_id
 
-    def complete_body(self, fields: dict[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
-        if "example_context" not in fields:
-            fields["example_context"] = current.get("example_context") or {}
-        return fields
+    def given_object_id(self) -> Any:
+        return self.phone_number

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_provider_fluents_tines import validation
+from airflow_provider_fluents_tines.objects.tines import TINES_ACTION
 from airflow_provider_fluents_tines.operators.base import NOT_GIVEN, BaseUpdateOperator
-
-_MONITOR_FIELDS = ("monitor_failures", "monitor_all_events", "monitor_no_events_emitted")
 
 
 class TinesUpdateActionOperator(BaseUpdateOperator):
@@ -34,7 +31,8 @@ class TinesUpdateActionOperator(BaseUpdateOperator):
         after the read and before any write, on an action of another type).
     :param tines_conn_id: the Tines connection.
 
-    The flags ``dry_run``, ``force`` and ``restore_from`` are those of :class:`BaseUpdateOperator`.
+    The flags ``dry_run``, ``force``, ``restore_from``, ``allow_unrestorable_secrets`` and ``hook_params``
+    are those of :class:`BaseUpdateOperator`.
     """
 
     template_fields = (
@@ -63,18 +61,9 @@ class TinesUpdateActionOperator(BaseUpdateOperator):
         "links_to_receivers": "json",
         "schedule": "json",
     }
-    hook_class_path = "airflow_provider_fluents_tines.hooks.tines.TinesHook"
-    object_kind = "action"
-    id_argument = "action_id"
-    conn_id_argument = "tines_conn_id"
+    object_kind = TINES_ACTION
     field_arguments = {
         name: name for name in template_fields if name not in ("action_id", "tines_conn_id", "restore_from")
-    }
-    # The update API takes the monitor fields only together (monitor_no_events_emitted needs both).
-    companion_fields = {
-        "monitor_failures": ("monitor_all_events",),
-        "monitor_all_events": ("monitor_failures",),
-        "monitor_no_events_emitted": ("monitor_failures", "monitor_all_events"),
     }
 
     def __init__(
@@ -116,28 +105,8 @@ class TinesUpdateActionOperator(BaseUpdateOperator):
         self.num_runs_to_save = num_runs_to_save
         self.tines_conn_id = tines_conn_id
 
-    def given_fields(self) -> dict[str, Any]:
-        # Action ids given as digit strings (rendered templates; the API page quotes them) are sent as ints.
-        return validation.tines_ids_as_ints(super().given_fields())
+    def connection_id(self) -> str:
+        return self.tines_conn_id
 
-    def field_problems(self, fields: Mapping[str, Any]) -> list[validation.Problem]:
-        return validation.tines_action_update_problems(fields)
-
-    def object_problems(
-        self, fields: Mapping[str, Any], current: Mapping[str, Any]
-    ) -> list[validation.Problem]:
-        # num_runs_to_save exists only for some action types: refused once the type is read.
-        return validation.tines_action_update_problems(fields, current_type=current.get("type"))
-
-    def previous_values(self, changed: Sequence[str], observed: Mapping[str, Any]) -> dict[str, Any]:
-        """Restore links with their types: ``source_ids`` changes are recorded as ``links_to_sources``."""
-        as_links = {"source_ids": "links_to_sources", "receiver_ids": "links_to_receivers"}
-        fields = [
-            as_links[name] if name in as_links and as_links[name] in observed else name for name in changed
-        ]
-        previous = super().previous_values(fields, observed)
-        # monitor_no_events_emitted cannot be restored to "unset" (None) through the API's rules.
-        if previous.get("monitor_no_events_emitted", 0) is None:
-            del previous["monitor_no_events_emitted"]
-            self.log.warning("monitor_no_events_emitted was unset before; a rollback cannot unset it again.")
-        return previous
+    def given_object_id(self) -> Any:
+        return self.action_id

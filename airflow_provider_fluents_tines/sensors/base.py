@@ -37,6 +37,9 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
     :param fail_on_missing: fail at once when the object does not exist (404) instead of waiting.
     :param deferrable: wait in the triggerer instead of a worker slot; defaults to
         ``[operators] default_deferrable``.
+    :param hook_params: settings for this task's hook, over the connection's extras: ``timeout``,
+        ``max_attempts``, ``max_retry_wait`` and ``retry_policy`` (a dict of its fields); the
+        trigger uses them too.
 
     The returned object shows secrets (values under keys Airflow's masker deems sensitive) as ``***``.
     """
@@ -50,9 +53,11 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
         check: Callable[[dict[str, Any]], bool] | None = None,
         fail_on_missing: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.hook_params = hook_params
         self.expected = expected
         self.check = check
         self.fail_on_missing = fail_on_missing
@@ -88,7 +93,7 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
                 wait_log.saw_missing()
                 self.log.info(
                     "%s %s does not exist yet; waiting.",
-                    self.object_kind.capitalize(),
+                    self.object_kind.noun.capitalize(),
                     shown_value(object_id),
                 )
                 return False
@@ -97,7 +102,7 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
                 self.log.warning("%s; poking again later.", err)
                 return False
             raise
-        found = self.hook.state_differences(self.object_kind, current, expected)
+        found = self.object_kind.state_differences(current, expected)
         wait_log.saw(found)
         if found:
             self._log_waiting(object_id, found)
@@ -105,7 +110,7 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
         if self.check is not None and not self.check(current):
             self.log.info(
                 "%s %s shows the expected fields; check() is not satisfied yet.",
-                self.object_kind,
+                self.object_kind.noun.capitalize(),
                 shown_value(object_id),
             )
             return False
@@ -137,6 +142,7 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
             raise
         if isinstance(first, PokeReturnValue):
             return first.xcom_value
+        from airflow_provider_fluents_tines.hooks.base import trigger_hook_params
         from airflow_provider_fluents_tines.triggers.state import ObjectStateTrigger
 
         object_id, expected = self._target()
@@ -144,9 +150,9 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
         left = max(0.0, self._deadline - time.time())
         self.defer(
             trigger=ObjectStateTrigger(
-                hook_class_path=self.hook_class_path,
-                conn_id=getattr(self, self.conn_id_argument),
-                object_kind=self.object_kind,
+                conn_id=self.connection_id(),
+                hook_params=trigger_hook_params(self.hook_params),
+                object_kind=self.object_kind.key,
                 object_id=object_id,
                 expected=dict(expected),
                 end_time=self._deadline,
@@ -163,7 +169,7 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         status = event.get("status")
         if status == "success":
-            self.log.info("%s shows the expected state.", self.object_kind.capitalize())
+            self.log.info("%s shows the expected state.", self.object_kind.noun.capitalize())
             return event["object"]
         if status == "timeout":
             seen = WaitLog.from_dict(event.get("wait_log")).describe()
@@ -195,7 +201,7 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
     def _log_waiting(self, object_id: Any, found: list[Difference]) -> None:
         self.log.info(
             "%s %s still differs: %s",
-            self.object_kind.capitalize(),
+            self.object_kind.noun.capitalize(),
             shown_value(object_id),
             format_differences(found),
         )

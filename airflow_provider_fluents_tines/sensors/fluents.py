@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_fluents_tines.objects.fluents import FLUENTS_ACTION, FLUENTS_NUMBER
 from airflow_provider_fluents_tines.sensors.base import BaseObjectStateSensor
 
-_FLUENTS_HOOK = "airflow_provider_fluents_tines.hooks.fluents.FluentsHook"
 # Fluents documents no rate limit; this still keeps many waiting sensors light.
 _DEFAULT_POKE_INTERVAL = 30
 
@@ -24,16 +24,19 @@ class FluentsActionSensor(BaseObjectStateSensor):
 
     template_fields = ("action_id", "expected", "fluents_conn_id")
     template_fields_renderers = {"expected": "json"}
-    hook_class_path = _FLUENTS_HOOK
-    object_kind = "action"
-    id_argument = "action_id"
-    conn_id_argument = "fluents_conn_id"
+    object_kind = FLUENTS_ACTION
 
     def __init__(self, *, action_id: str, fluents_conn_id: str = "fluents_default", **kwargs: Any) -> None:
         kwargs.setdefault("poke_interval", _DEFAULT_POKE_INTERVAL)
         super().__init__(**kwargs)
         self.action_id = action_id
         self.fluents_conn_id = fluents_conn_id
+
+    def connection_id(self) -> str:
+        return self.fluents_conn_id
+
+    def given_object_id(self) -> Any:
+        return self.action_id
 
 
 class FluentsNumberSensor(BaseObjectStateSensor):
@@ -50,13 +53,16 @@ class FluentsNumberSensor(BaseObjectStateSensor):
 
     template_fields = ("phone_number", "expected", "fluents_conn_id")
     template_fields_renderers = {"expected": "json"}
-    hook_class_path = _FLUENTS_HOOK
-    object_kind = "number"
-    id_argument = "phone_number"
-    conn_id_argument = "fluents_conn_id"
+    object_kind = FLUENTS_NUMBER
 
     def __init__(self, *, phone_number: str, fluents_conn_id: str = "fluents_default", **kwargs: Any) -> None:
         kwargs.setdefault("poke_interval", _DEFAULT_POKE_INTERVAL)
         super().__init__(**kwargs)
         self.phone_number = phone_number
         self.fluents_conn_id = fluents_conn_id
+
+    def connection_id(self) -> str:
+        return self.fluents_conn_id
+
+    def given_object_id(self) -> Any:
+        return self.phone_number

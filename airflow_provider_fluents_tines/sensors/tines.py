@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_fluents_tines.objects.tines import TINES_ACTION
 from airflow_provider_fluents_tines.sensors.base import BaseObjectStateSensor
 
 # Tines allows 100 requests per minute per key on actions: one poll a minute lets dozens of
@@ -24,13 +25,16 @@ class TinesActionSensor(BaseObjectStateSensor):
 
     template_fields = ("action_id", "expected", "tines_conn_id")
     template_fields_renderers = {"expected": "json"}
-    hook_class_path = "airflow_provider_fluents_tines.hooks.tines.TinesHook"
-    object_kind = "action"
-    id_argument = "action_id"
-    conn_id_argument = "tines_conn_id"
+    object_kind = TINES_ACTION
 
     def __init__(self, *, action_id: int | str, tines_conn_id: str = "tines_default", **kwargs: Any) -> None:
         kwargs.setdefault("poke_interval", _DEFAULT_POKE_INTERVAL)
         super().__init__(**kwargs)
         self.action_id = action_id
         self.tines_conn_id = tines_conn_id
+
+    def connection_id(self) -> str:
+        return self.tines_conn_id
+
+    def given_object_id(self) -> Any:
+        return self.action_id

@@ -11,12 +11,18 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 
 from airflow_provider_fluents_tines.exceptions import ApiRequestError
-from airflow_provider_fluents_tines.hooks import load_hook_class
+from airflow_provider_fluents_tines.objects import ObjectKind
+from airflow_provider_fluents_tines.objects.fluents import FLUENTS_ACTION, FLUENTS_NUMBER
+from airflow_provider_fluents_tines.objects.tines import TINES_ACTION
 from airflow_provider_fluents_tines.redaction import redact, shown_value
 from airflow_provider_fluents_tines.wait_log import WaitLog
 
 if TYPE_CHECKING:
     from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
+
+
+#: The kinds a trigger can wait on, by the key its kwargs carry (``ObjectKind.key``).
+KINDS: dict[str, ObjectKind] = {kind.key: kind for kind in (FLUENTS_ACTION, FLUENTS_NUMBER, TINES_ACTION)}
 
 
 class ObjectStateTrigger(BaseTrigger):
@@ -33,9 +39,8 @@ class ObjectStateTrigger(BaseTrigger):
     "message": ..., "http_status": ..., "retryable": ...}``. No poll starts at or after ``end_time``,
     and each poll's request is cut to end by it.
 
-    :param hook_class_path: dotted path of the provider hook class.
     :param conn_id: the connection id.
-    :param object_kind: ``"action"`` or ``"number"``.
+    :param object_kind: the kind's key: ``"fluents.action"``, ``"fluents.number"`` or ``"tines.action"``.
     :param object_id: the object's id (a phone number for Fluents numbers).
     :param expected: field -> value, matched as a deep partial match.
     :param fail_on_missing: end with ``failed`` on 404 instead of waiting for the object to appear.
@@ -44,12 +49,13 @@ class ObjectStateTrigger(BaseTrigger):
     :param max_interval: the cap of the interval, in seconds.
     :param end_time: the epoch second at which to give up with ``timeout``.
     :param wait_log: what the wait saw before deferring (the worker's first poke), as a dict.
+    :param hook_params: the task's hook settings (``timeout``, ``max_attempts``, ``max_retry_wait``,
+        ``retry_policy`` as a dict); numbers only, never a secret.
     """
 
     def __init__(
         self,
         *,
-        hook_class_path: str,
         conn_id: str,
         object_kind: str,
         object_id: Any,
@@ -60,10 +66,13 @@ class ObjectStateTrigger(BaseTrigger):
         exponential_backoff: bool = False,
         max_interval: float = 3600.0,
         wait_log: dict[str, Any] | None = None,
+        hook_params: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.hook_class_path = hook_class_path
         self.conn_id = conn_id
+        if object_kind not in KINDS:  # fails in the task that defers, not later in the triggerer
+            raise ValueError(f"object_kind must be one of {sorted(KINDS)}, got {object_kind!r}")
+        self.kind = KINDS[object_kind]
         self.object_kind = object_kind
         self.object_id = object_id
         self.expected = expected
@@ -73,12 +82,12 @@ class ObjectStateTrigger(BaseTrigger):
         self.exponential_backoff = exponential_backoff
         self.max_interval = max_interval
         self.wait_log = wait_log
+        self.hook_params = hook_params
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
-                "hook_class_path": self.hook_class_path,
                 "conn_id": self.conn_id,
                 "object_kind": self.object_kind,
                 "object_id": self.object_id,
@@ -89,6 +98,7 @@ class ObjectStateTrigger(BaseTrigger):
                 "exponential_backoff": self.exponential_backoff,
                 "max_interval": self.max_interval,
                 "wait_log": self.wait_log,
+                "hook_params": self.hook_params,
             },
         )
 
@@ -105,7 +115,7 @@ class ObjectStateTrigger(BaseTrigger):
         """
         import aiohttp  # noqa: F401  (so that no poll imports it on the event loop)
 
-        hook = load_hook_class(self.hook_class_path)(self.conn_id)
+        hook = self.kind.hook_class().from_hook_params(self.conn_id, self.hook_params)
         _ = hook.settings
         return hook
 
@@ -134,12 +144,12 @@ class ObjectStateTrigger(BaseTrigger):
                     return _timed_out(last_diff, wait_log)
                 try:
                     current = await hook.aget_object(
-                        session, settings, self.object_kind, self.object_id, timeout=left
+                        session, settings, self.kind, self.object_id, timeout=left
                     )
                 except ApiRequestError as err:
                     if err.http_status == 404 and not self.fail_on_missing:
                         wait_log.saw_missing()
-                        self.log.info("%s %s not found yet; waiting.", self.object_kind, shown_id)
+                        self.log.info("%s %s not found yet; waiting.", self.kind.noun.capitalize(), shown_id)
                     elif not err.retryable:
                         return _failed(str(err), err.http_status, retryable=False)
                     else:
@@ -149,7 +159,7 @@ class ObjectStateTrigger(BaseTrigger):
                         self.log.warning("%s; polling again in %.1f s", err, delay)
                 else:
                     failures = 0
-                    found = hook.state_differences(self.object_kind, current, self.expected)
+                    found = self.kind.state_differences(current, self.expected)
                     if not found:
                         # Events are stored in the metadata DB: secrets never travel in them.
                         return TriggerEvent({"status": "success", "object": redact(current)})

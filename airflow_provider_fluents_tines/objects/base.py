@@ -1,0 +1,126 @@
+"""What every kind of API object is described by, for hooks, operators, sensors and the trigger alike."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+from airflow_provider_fluents_tines.matching import Difference, differences
+from airflow_provider_fluents_tines.validation import Problem, raise_for
+
+if TYPE_CHECKING:
+    from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
+
+
+class Request(NamedTuple):
+    """Method, path and query of one request (the body travels apart: only writes have one)."""
+
+    method: str
+    path: str
+    params: dict[str, Any]
+
+
+class ObjectKind(ABC):
+    """
+    One kind of API object (a Fluents action, a Fluents number, a Tines action): how it is
+    addressed, read and updated, which rules an update must follow, how it compares with an
+    expected state, and which fields a rollback restores together.
+
+    Kinds are stateless: each module keeps one instance per kind (``TINES_ACTION``...).
+    """
+
+    #: names the kind in trigger kwargs (``"tines.action"``; see ``triggers.state.KINDS``).
+    key: ClassVar[str]
+    #: the API's name, for messages.
+    service: ClassVar[str]
+    #: what one object is called in log lines ("action", "number").
+    noun: ClassVar[str]
+    #: API field -> the task argument a user writes for it, where the two differ (named in errors).
+    argument_names: ClassVar[Mapping[str, str]] = {}
+    #: a changed field -> fields whose previous values must be restored with it (API rules).
+    companion_fields: ClassVar[Mapping[str, Sequence[str]]] = {}
+
+    def __repr__(self) -> str:
+        return f"<ObjectKind {self.key}>"
+
+    # ---- addressing ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    def hook_class(self) -> type[BaseServiceHook]:
+        """The hook that reads and writes this kind (imported on call: it brings the HTTP stack)."""
+
+    @abstractmethod
+    def object_id(self, value: Any) -> Any:
+        """``value`` as the API's id of this kind, or :class:`InvalidFieldError` naming the rule."""
+
+    @abstractmethod
+    def read_request(self, object_id: Any) -> Request:
+        """The GET of one object; checks the id."""
+
+    @abstractmethod
+    def update_request(self, object_id: Any) -> Request:
+        """The partial update of one object (its body is the fields to change); checks the id."""
+
+    # ---- the update's rules: written once per kind, on the body as it will be sent -------------------
+
+    @abstractmethod
+    def update_problems(
+        self, body: Mapping[str, Any], *, current: Mapping[str, Any] | None = None, complete: bool = True
+    ) -> list[Problem]:
+        """
+        The API rules ``body`` breaks.
+
+        :param current: the object as read, when it was: rules that depend on it (a stored type) apply.
+        :param complete: ``body`` is what will be sent. False for the given fields before the read
+            that completes them (:meth:`complete_body`): rules about what the read fills in wait.
+        """
+
+    def check_given(self, fields: Mapping[str, Any]) -> None:
+        """Raise, naming the user's arguments, for rules the given fields break on their own (no request)."""
+        raise_for(self.update_problems(fields, complete=False), self.argument_names)
+
+    def check_update(self, body: Mapping[str, Any], *, current: Mapping[str, Any] | None = None) -> None:
+        """Raise, naming the user's arguments, for every rule the body to send breaks."""
+        raise_for(self.update_problems(body, current=current), self.argument_names)
+
+    def complete_body(self, fields: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+        """The body to send: the given fields and what the API needs kept from the object as read."""
+        return dict(fields)
+
+    def prepare_fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """The given fields in the API's types, where the API accepts several spellings (digit strings...)."""
+        return dict(fields)
+
+    # ---- reading and comparing ------------------------------------------------------------------------
+
+    def normalize(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """The object in the vocabulary of its update request, for matching and previous values."""
+        return dict(obj)
+
+    def as_update_answer(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """
+        The object in the shape the update answers with, whichever call read it: what an update
+        operator returns has one shape whether it wrote or not.
+        """
+        return dict(obj)
+
+    def state_differences(self, obj: Mapping[str, Any], expected: Mapping[str, Any]) -> list[Difference]:
+        """The expected fields ``obj`` does not show yet: the one check behind sensors and the trigger."""
+        return differences(expected, self.normalize(obj), subset=True)
+
+    # ---- the way back -----------------------------------------------------------------------------
+
+    def restored_fields(self, changed: Sequence[str], observed: Mapping[str, Any]) -> list[str]:
+        """
+        The fields whose observed values restore the ``changed`` ones: the changed fields in the form
+        that restores them, and their companions the object shows.
+        """
+        names = list(changed)
+        for name in changed:
+            names += [c for c in self.companion_fields.get(name, ()) if c in observed and c not in names]
+        return names
+
+    def unrestorable(self, previous: Mapping[str, Any]) -> dict[str, str]:
+        """Previous values the update API cannot write back -> why (left out of the way back)."""
+        return {}
