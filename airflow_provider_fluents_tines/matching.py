@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict
 
 from airflow_provider_fluents_tines.redaction import REDACTED, is_sensitive_path, redact
 
@@ -20,6 +20,18 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
+class FieldDifference(TypedDict):
+    """
+    One differing field, as XComs, trigger events and wait logs carry it (the one vocabulary):
+    what the object shows (``current``) and what the task asked for (``requested``), sensitive values
+    starred.
+    """
+
+    field: str
+    current: Any
+    requested: Any
+
+
 class Difference(NamedTuple):
     """A field whose observed value differs from the expected one; ``path`` is dotted."""
 
@@ -27,10 +39,10 @@ class Difference(NamedTuple):
     expected: Any
     observed: Any
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> FieldDifference:
         """The difference for XCom, trigger events and messages: values under sensitive keys redacted."""
         observed = None if self.observed is MISSING else self.observed
-        return {"field": self.path, "expected": self._shown(self.expected), "observed": self._shown(observed)}
+        return {"field": self.path, "current": self._shown(observed), "requested": self._shown(self.expected)}
 
     def _shown(self, value: Any) -> Any:
         if value is MISSING or value is None:
@@ -38,9 +50,9 @@ class Difference(NamedTuple):
         return REDACTED if is_sensitive_path(self.path) else redact(value)
 
     @classmethod
-    def from_dict(cls, entry: dict[str, Any]) -> Difference:
+    def from_dict(cls, entry: FieldDifference) -> Difference:
         """The inverse of :meth:`as_dict`, for differences that travelled in a trigger event."""
-        return cls(entry["field"], entry["expected"], entry["observed"])
+        return cls(entry["field"], entry["requested"], entry["current"])
 
 
 def differences(

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from airflow_provider_fluents_tines.matching import Difference, format_differences
+from airflow_provider_fluents_tines.matching import Difference, FieldDifference, format_differences
 
 
 @dataclass
@@ -23,7 +23,7 @@ class WaitLog:
 
     seen_at: float | None = None
     missing: bool = False
-    differences: list[dict[str, Any]] | None = None
+    differences: list[FieldDifference] | None = None
     failed_at: float | None = None
     failure: str | None = None
 

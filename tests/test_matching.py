@@ -45,5 +45,5 @@ def test_a_sensitive_key_holding_dots_is_starred():
     found = differences(
         {"options": {"api.key": "rotated-456"}}, {"options": {"api.key": "live-123"}}, subset=True
     )
-    assert found[0].as_dict() == {"field": "options.api.key", "expected": "***", "observed": "***"}
+    assert found[0].as_dict() == {"field": "options.api.key", "current": "***", "requested": "***"}
     assert "live-123" not in format_differences(found) and "rotated-456" not in format_differences(found)

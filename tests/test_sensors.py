@@ -223,7 +223,7 @@ def test_trigger_times_out_by_itself_with_the_remaining_diff(fluents_tines_sandb
         tines_trigger(expected={"name": "never"}, poke_interval=0.2, end_time=time.time() + 0.7)
     )
     assert event["status"] == "timeout"
-    assert event["diff"] == [{"field": "name", "expected": "never", "observed": "Escalate to on-call"}]
+    assert event["diff"] == [{"field": "name", "current": "Escalate to on-call", "requested": "never"}]
     assert event["wait_log"]["differences"] == event["diff"] and event["wait_log"]["failure"] is None
     sensor = TinesActionSensor(task_id="s", action_id=90005, expected={"name": "never"}, soft_fail=True)
     with pytest.raises(

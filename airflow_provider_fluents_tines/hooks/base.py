@@ -391,10 +391,20 @@ class BaseServiceHook(HttpHook):
         Unlike ``HttpHook.get_conn`` this builds nothing per call and turns no extra into a header;
         per-call ``headers`` travel on the request itself.
         """
+        self._hand_settings_to_http_hook(extra_options)
+        return self.session
+
+    def _hand_settings_to_http_hook(self, extra_options: dict[str, Any] | None) -> None:
+        """
+        The one adapter to ``HttpHook``'s own state, for ``HttpHook.run`` (so ``HttpOperator``):
+        it builds URLs from ``base_url`` (``url_from_endpoint`` reloads the connection unless
+        ``_base_url_initialized``) and passes ``merged_extra`` to ``run_and_check`` as request
+        options. Nothing else in this provider reads or writes these attributes; the HttpOperator
+        test in ``tests/test_hooks.py`` fails if a new http provider renames them.
+        """
         self.base_url = self.settings.base_url
         self._base_url_initialized = True
         self.merged_extra = {"timeout": self.settings.timeout, **(extra_options or {})}
-        return self.session
 
     def request(
         self,

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_fluents_tines import validation
 from airflow_provider_fluents_tines.matching import (
     Difference,
+    FieldDifference,
     differences,
     format_differences,
     leaf_differences,
@@ -33,12 +34,28 @@ from airflow_provider_fluents_tines.redaction import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: XCom key of ``{"object_id": ..., "fields": {field: value before the write}}``, pushed before each write.
+#: XCom key of a :class:`PreviousValues` record, pushed before each write.
 PREVIOUS_VALUES_XCOM_KEY = "previous_values"
-#: XCom key of the request a dry run would have sent: ``{method, path, params, body}``.
+#: XCom key of the :class:`PlannedRequest` a dry run would have sent.
 PLANNED_REQUEST_XCOM_KEY = "planned_request"
-#: XCom key of a dry run's field-by-field diff: ``[{field, current, requested}]``.
+#: XCom key of a dry run's field-by-field diff: a list of :class:`~matching.FieldDifference`.
 DIFF_XCOM_KEY = "diff"
+
+
+class PreviousValues(TypedDict):
+    """What restores one object: its id and each changed field's value before the write (secrets sealed)."""
+
+    object_id: Any
+    fields: dict[str, Any]
+
+
+class PlannedRequest(TypedDict):
+    """The update a dry run would have sent (secrets starred in the body)."""
+
+    method: str
+    path: str
+    params: dict[str, Any]
+    body: dict[str, Any]
 
 
 class _NotGiven:
@@ -189,9 +206,9 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
         if self.is_dry_run:
             from airflow_provider_fluents_tines.hooks.base import shown_path
 
-            diff = [_diff_entry(change) for change in changes]
+            diff: list[FieldDifference] = [change.as_dict() for change in changes]
             method, path, params = update
-            planned = {"method": method, "path": path, "params": params, "body": redact(body)}
+            planned: PlannedRequest = {"method": method, "path": path, "params": params, "body": redact(body)}
             self.log.info(
                 "Dry run, nothing written. Would send %s %s with body %s",
                 method,
@@ -208,16 +225,16 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
                 kind.noun.capitalize(),
                 shown_value(object_id),
             )
-            context["ti"].xcom_push(
-                key=PREVIOUS_VALUES_XCOM_KEY, value={"object_id": object_id, "fields": {}}
-            )
+            unchanged: PreviousValues = {"object_id": object_id, "fields": {}}
+            context["ti"].xcom_push(key=PREVIOUS_VALUES_XCOM_KEY, value=unchanged)
             return self._returned(current)
 
-        previous = self._sealed(self.previous_values([change.path for change in changes], observed))
+        previous: PreviousValues = {
+            "object_id": object_id,
+            "fields": self._sealed(self.previous_values([change.path for change in changes], observed)),
+        }
         # Pushed before the write: if the write lands and the task then dies, the way back is known.
-        context["ti"].xcom_push(
-            key=PREVIOUS_VALUES_XCOM_KEY, value={"object_id": object_id, "fields": previous}
-        )
+        context["ti"].xcom_push(key=PREVIOUS_VALUES_XCOM_KEY, value=previous)
         self._log_diff(object_id, changes)
         return self._returned(self.hook.send(update, json_body=body))
 
@@ -286,11 +303,6 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
                 self.object_kind.noun.capitalize(),
                 shown_value(object_id),
             )
-
-
-def _diff_entry(change: Difference) -> dict[str, Any]:
-    entry = change.as_dict()
-    return {"field": entry["field"], "current": entry["observed"], "requested": entry["expected"]}
 
 
 def _mask_secrets_in(value: Any) -> None:

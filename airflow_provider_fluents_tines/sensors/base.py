@@ -13,6 +13,7 @@ from airflow_provider_fluents_tines import validation
 from airflow_provider_fluents_tines.matching import Difference, format_differences
 from airflow_provider_fluents_tines.object_task import ObjectTaskMixin
 from airflow_provider_fluents_tines.redaction import redact, shown_value
+from airflow_provider_fluents_tines.triggers.events import SUCCESS, TIMEOUT, StateEvent
 from airflow_provider_fluents_tines.version_compat import (
     AirflowException,
     AirflowFailException,
@@ -166,19 +167,18 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
             timeout=timedelta(seconds=left + self._DEFERRAL_SLACK_SECONDS),
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        status = event.get("status")
-        if status == "success":
+    def execute_complete(self, context: Context, event: StateEvent) -> Any:
+        if event["status"] == SUCCESS:
             self.log.info("%s shows the expected state.", self.object_kind.noun.capitalize())
             return event["object"]
-        if status == "timeout":
+        if event["status"] == TIMEOUT:
             seen = WaitLog.from_dict(event.get("wait_log")).describe()
             message = f"Sensor timed out after {self.timeout} s; {seen}."
             if self.soft_fail:
                 raise AirflowSkipException(message)
             raise AirflowSensorTimeout(message)
         error_class = AirflowException if event.get("retryable") else AirflowFailException
-        raise error_class(event.get("message", "the trigger failed"))
+        raise error_class(event.get("message") or "the trigger failed")
 
     def _compute_deadline(self, context: Context) -> float:
         """

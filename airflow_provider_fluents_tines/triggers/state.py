@@ -11,10 +11,19 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 
 from airflow_provider_fluents_tines.exceptions import ApiRequestError
+from airflow_provider_fluents_tines.matching import FieldDifference
 from airflow_provider_fluents_tines.objects import ObjectKind
 from airflow_provider_fluents_tines.objects.fluents import FLUENTS_ACTION, FLUENTS_NUMBER
 from airflow_provider_fluents_tines.objects.tines import TINES_ACTION
 from airflow_provider_fluents_tines.redaction import redact, shown_value
+from airflow_provider_fluents_tines.triggers.events import (
+    FAILED,
+    SUCCESS,
+    TIMEOUT,
+    FailedEvent,
+    SuccessEvent,
+    TimeoutEvent,
+)
 from airflow_provider_fluents_tines.wait_log import WaitLog
 
 if TYPE_CHECKING:
@@ -34,9 +43,8 @@ class ObjectStateTrigger(BaseTrigger):
     retry policy or the server's ``Retry-After`` asks, so it never re-polls at once. It stops at
     ``end_time`` by itself, so ``dag.test()`` cannot hang on it. Its kwargs hold ids, never the API key.
 
-    Events: ``{"status": "success", "object": ...}``, ``{"status": "timeout", "diff": ...,
-    "wait_log": ...}`` (what the wait last saw, see :class:`WaitLog`) or ``{"status": "failed",
-    "message": ..., "http_status": ..., "retryable": ...}``. No poll starts at or after ``end_time``,
+    Events (``triggers.events``): :class:`SuccessEvent`, :class:`TimeoutEvent` (what the wait last
+    saw, see :class:`WaitLog`) or :class:`FailedEvent`. No poll starts at or after ``end_time``,
     and each poll's request is cut to end by it.
 
     :param conn_id: the connection id.
@@ -133,7 +141,7 @@ class ObjectStateTrigger(BaseTrigger):
         settings = hook.settings
         policy = settings.retry_policy
         unmatched = failures = 0
-        last_diff: list[dict[str, Any]] = []
+        last_diff: list[FieldDifference] = []
         wait_log = WaitLog.from_dict(self.wait_log)
         shown_id = shown_value(self.object_id)
         async with hook.async_session(settings) as session:
@@ -162,7 +170,8 @@ class ObjectStateTrigger(BaseTrigger):
                     found = self.kind.state_differences(current, self.expected)
                     if not found:
                         # Events are stored in the metadata DB: secrets never travel in them.
-                        return TriggerEvent({"status": "success", "object": redact(current)})
+                        success: SuccessEvent = {"status": SUCCESS, "object": redact(current)}
+                        return TriggerEvent(success)
                     wait_log.saw(found)
                     unmatched += 1
                     last_diff = [d.as_dict() for d in found]
@@ -177,11 +186,16 @@ class ObjectStateTrigger(BaseTrigger):
                 await asyncio.sleep(delay)
 
 
-def _timed_out(last_diff: list[dict[str, Any]], wait_log: WaitLog) -> TriggerEvent:
-    return TriggerEvent({"status": "timeout", "diff": last_diff, "wait_log": wait_log.as_dict()})
+def _timed_out(last_diff: list[FieldDifference], wait_log: WaitLog) -> TriggerEvent:
+    event: TimeoutEvent = {"status": TIMEOUT, "diff": last_diff, "wait_log": wait_log.as_dict()}
+    return TriggerEvent(event)
 
 
 def _failed(message: str, http_status: int | None, *, retryable: bool) -> TriggerEvent:
-    return TriggerEvent(
-        {"status": "failed", "message": message, "http_status": http_status, "retryable": retryable}
-    )
+    event: FailedEvent = {
+        "status": FAILED,
+        "message": message,
+        "http_status": http_status,
+        "retryable": retryable,
+    }
+    return TriggerEvent(event)
