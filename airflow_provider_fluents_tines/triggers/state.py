@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -60,6 +60,10 @@ class ObjectStateTrigger(BaseTrigger):
     :param hook_params: the task's hook settings (``timeout``, ``max_attempts``, ``max_retry_wait``,
         ``retry_policy`` as a dict); numbers only, never a secret.
     """
+
+    # The clock and the pause between polls: attributes, so that unit tests drive the loop without waiting.
+    _now: Callable[[], float] = staticmethod(time.time)
+    _sleep: Callable[[float], Awaitable[None]] = staticmethod(asyncio.sleep)
 
     def __init__(
         self,
@@ -147,7 +151,7 @@ class ObjectStateTrigger(BaseTrigger):
         async with hook.async_session(settings) as session:
             while True:
                 delay = self._interval(unmatched + 1)
-                left = self.end_time - time.time()
+                left = self.end_time - self._now()
                 if left <= 0:
                     return _timed_out(last_diff, wait_log)
                 try:
@@ -178,12 +182,12 @@ class ObjectStateTrigger(BaseTrigger):
                     self.log.info(
                         "Still waiting on %s", shown_value(", ".join(d["field"] for d in last_diff))
                     )
-                remaining = self.end_time - time.time()
+                remaining = self.end_time - self._now()
                 if remaining < delay:
                     # No poll squeezed in before the deadline: polls stay at least `delay` apart.
-                    await asyncio.sleep(max(0.0, remaining))
+                    await self._sleep(max(0.0, remaining))
                     return _timed_out(last_diff, wait_log)
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
 
 
 def _timed_out(last_diff: list[FieldDifference], wait_log: WaitLog) -> TriggerEvent:
