@@ -531,3 +531,18 @@ def test_api_errors_survive_pickling_with_their_fields():
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is ApiClientError and isinstance(copy, AirflowFailException)
     assert (copy.http_status, copy.path, str(copy)) == (422, "/api/v1/actions/5", str(error))
+
+
+def test_a_given_retry_policy_wins_over_the_extras_and_arguments_over_both(
+    fluents_tines_sandbox, monkeypatch
+):
+    env = json.loads(fluents_tines_sandbox.connection_env()["AIRFLOW_CONN_TINES_DEFAULT"])
+    _conn(monkeypatch, "tines_extras", **{**env, "extra": {"max_attempts": 5, "max_retry_wait": 300}})
+    policy = TinesHook.from_hook_params(
+        "tines_extras", {"retry_policy": {"max_attempts": 1}}
+    ).settings.retry_policy
+    assert (policy.max_attempts, policy.max_retry_wait) == (1, 300)  # the extra fills what the dict leaves
+    policy = TinesHook("tines_extras", retry_policy=RetryPolicy(max_attempts=2)).settings.retry_policy
+    assert (policy.max_attempts, policy.max_retry_wait) == (2, 120)  # a whole policy sets every field
+    policy = TinesHook("tines_extras", max_attempts=3, retry_policy={"max_attempts": 1}).settings.retry_policy
+    assert policy.max_attempts == 3

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from airflow_provider_fluents_tines.exceptions import ApiClientError, ApiRequestError, InvalidFieldError
 from airflow_provider_fluents_tines.hooks.base import RetryPolicy
+from airflow_provider_fluents_tines.hooks.fluents import FluentsHook
 from airflow_provider_fluents_tines.operators.base import (
     DIFF_XCOM_KEY,
     PLANNED_REQUEST_XCOM_KEY,
@@ -420,3 +423,18 @@ def test_bad_hook_params_are_refused_before_any_request(fluents_tines_sandbox):
     with pytest.raises(InvalidFieldError, match=r"^hook_params\.max_attempts: must be an integer >= 1"):
         run(operator)
     assert fluents_tines_sandbox.state.journal() == []
+
+
+def test_an_up_to_date_number_with_an_odd_stored_context_is_left_alone(fluents_tines_sandbox):
+    # The stored context is only sent back on a write: a task that writes nothing does not judge it.
+    number = "+14155550101"
+    stored = {**FluentsHook().get_number(number), "example_context": "not an object"}
+    for _ in range(2):
+        fluents_tines_sandbox.state.add_fault(
+            method="GET", path="/v1/numbers", status=200, body=json.dumps(stored)
+        )
+    result, ti = run(FluentsUpdateNumberOperator(task_id="t", phone_number=number, label=stored["label"]))
+    assert result["label"] == stored["label"] and ti.pushed[PREVIOUS_VALUES_XCOM_KEY]["fields"] == {}
+    with pytest.raises(InvalidFieldError, match=r"^example_context: must be an object"):
+        run(FluentsUpdateNumberOperator(task_id="t", phone_number=number, label=stored["label"] + " (new)"))
+    assert writes(fluents_tines_sandbox) == []

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from airflow_provider_fluents_tines.exceptions import ApiClientError
+from airflow_provider_fluents_tines.exceptions import ApiClientError, InvalidFieldError
 from airflow_provider_fluents_tines.hooks.base import RetryPolicy
 from airflow_provider_fluents_tines.hooks.fluents import FluentsHook
 from airflow_provider_fluents_tines.hooks.tines import TinesHook
@@ -456,3 +456,27 @@ def test_soft_fail_applies_to_the_deferrable_sensors_first_poke(fluents_tines_sa
     )
     with pytest.raises(AirflowSkipException, match="HTTP 404"):
         sensor.execute({})
+
+
+def test_bad_hook_params_fail_before_any_request_even_past_the_deadline(fluents_tines_sandbox):
+    sensor = TinesActionSensor(
+        task_id="s",
+        action_id=90005,
+        expected={"disabled": True},
+        deferrable=True,
+        timeout=0,
+        hook_params={"api_key": "sk-live-abcdef123456"},
+    )
+    with pytest.raises(InvalidFieldError, match=r"^hook_params\.api_key: is not a hook setting"):
+        sensor.execute({})
+    assert fluents_tines_sandbox.state.journal() == []
+    with pytest.raises(InvalidFieldError, match=r"^hook_params\.timeout"):
+        tines_trigger(hook_params={"timeout": "sk-live-abcdef123456"})
+
+
+def test_a_bad_connection_setting_in_the_trigger_fails_without_retries(fluents_tines_sandbox, monkeypatch):
+    env = json.loads(fluents_tines_sandbox.connection_env()["AIRFLOW_CONN_TINES_DEFAULT"])
+    monkeypatch.setenv("AIRFLOW_CONN_TINES_DEFAULT", json.dumps({**env, "extra": {"timeout": "soon"}}))
+    event = first_event(tines_trigger())
+    assert event["status"] == "failed" and event["retryable"] is False
+    assert event["message"].startswith("extra.timeout: must be a number")

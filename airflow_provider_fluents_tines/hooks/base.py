@@ -6,17 +6,14 @@ policy, error mapping, and the single asynchronous GET that triggers poll with.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import ipaddress
 import json
-import math
-import random
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode, urlsplit
@@ -33,6 +30,16 @@ from airflow_provider_fluents_tines.exceptions import (
     InvalidFieldError,
     extract_api_message,
 )
+from airflow_provider_fluents_tines.hooks.settings import (
+    DEFAULT_TIMEOUT,
+    NUMBER_SETTINGS,
+    RetryPolicy,
+    as_bool,
+    as_number,
+    as_policy,
+    check_hook_params,
+    parse_retry_after,
+)
 from airflow_provider_fluents_tines.objects import ObjectKind, Request
 from airflow_provider_fluents_tines.redaction import redact, sensitive_values, shown_value, without_userinfo
 
@@ -43,62 +50,11 @@ if TYPE_CHECKING:
 
 USER_AGENT = f"airflow-provider-fluents-tines/{__version__}"
 
-# 408 and 429 are the only client errors that waiting can fix.
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _TRANSIENT_TRANSPORT_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
 )
-
-DEFAULT_TIMEOUT = 30.0
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date; None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            moment = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = moment.timestamp() - (time.time() if now is None else now)
-    return max(0.0, seconds)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """
-    When and how long to wait before trying a request again; shared by hooks and triggers.
-
-    :param max_attempts: attempts per call, the first included.
-    :param max_retry_wait: the longest a call may spend retrying, in seconds; a ``Retry-After``
-        that would pass it ends the call at once.
-    :param backoff_base: the first backoff, doubled after each failure, with jitter.
-    :param backoff_max: the cap of one backoff.
-    """
-
-    max_attempts: int = 5
-    max_retry_wait: float = 120.0
-    backoff_base: float = 1.0
-    backoff_max: float = 30.0
-
-    @staticmethod
-    def is_transient(status_code: int) -> bool:
-        return status_code in TRANSIENT_STATUSES
-
-    def backoff(self, failures: int) -> float:
-        """Exponential backoff with jitter after ``failures`` consecutive failures (1-based)."""
-        ceiling = min(self.backoff_max, self.backoff_base * 2 ** max(0, failures - 1))
-        return random.uniform(ceiling / 2, ceiling)
-
-    def delay(self, failures: int, retry_after: float | None) -> float:
-        """The server's ``Retry-After`` when it gave one, else the backoff."""
-        return retry_after if retry_after is not None else self.backoff(failures)
 
 
 @dataclass(frozen=True)
@@ -134,68 +90,6 @@ def _is_loopback(hostname: str) -> bool:
         return False
 
 
-def _as_bool(value: Any, field: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise InvalidFieldError(field, f"must be true or false, got {value!r}")
-
-
-def _as_number(value: Any, field: str, *, minimum: float, integer: bool = False) -> float:
-    try:
-        number = int(value) if integer else float(value)
-    except (TypeError, ValueError, OverflowError):
-        number = None
-    if isinstance(value, bool) or number is None or not math.isfinite(number) or number < minimum:
-        kind = "an integer" if integer else "a number"
-        raise InvalidFieldError(field, f"must be {kind} >= {minimum}, got {value!r}")
-    return number
-
-
-# name -> (minimum, integer): the numeric settings of a hook, from extras, arguments or hook_params.
-_NUMBER_SETTINGS: dict[str, tuple[float, bool]] = {
-    "timeout": (0.001, False),
-    "max_attempts": (1, True),
-    "max_retry_wait": (0, False),
-}
-_POLICY_FIELDS: dict[str, tuple[float, bool]] = {
-    "max_attempts": (1, True),
-    "max_retry_wait": (0, False),
-    "backoff_base": (0, False),
-    "backoff_max": (0, False),
-}
-#: What a task's ``hook_params`` may set: the hooks' keyword arguments that are plain settings.
-HOOK_PARAMS = (*_NUMBER_SETTINGS, "retry_policy")
-
-
-def trigger_hook_params(hook_params: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """A task's ``hook_params`` as trigger kwargs can carry them (a :class:`RetryPolicy` as a dict)."""
-    if hook_params is None:
-        return None
-    return {
-        name: asdict(value) if isinstance(value, RetryPolicy) else value
-        for name, value in hook_params.items()
-    }
-
-
-def _as_policy(value: Any, field: str) -> RetryPolicy:
-    """A :class:`RetryPolicy`, or a mapping of its fields (what a trigger's kwargs can carry)."""
-    if isinstance(value, RetryPolicy):
-        return value
-    if not isinstance(value, Mapping):
-        raise InvalidFieldError(field, f"must be a RetryPolicy or a dict of {', '.join(_POLICY_FIELDS)}")
-    unknown = sorted(map(str, set(value) - set(_POLICY_FIELDS)))
-    if unknown:
-        raise InvalidFieldError(f"{field}.{unknown[0]}", f"is not a field; use {', '.join(_POLICY_FIELDS)}")
-    checked: dict[str, Any] = {
-        name: _as_number(number, f"{field}.{name}", minimum=minimum, integer=integer)
-        for name, number in value.items()
-        for minimum, integer in [_POLICY_FIELDS[name]]
-    }
-    return replace(RetryPolicy(), **checked)
-
-
 class BaseServiceHook(HttpHook):
     """
     Base of the Fluents and Tines hooks: one ``requests.Session`` per hook, bearer auth, retries.
@@ -208,8 +102,8 @@ class BaseServiceHook(HttpHook):
     :param timeout: seconds per request; overrides the ``timeout`` extra.
     :param max_attempts: attempts per call, the first included; overrides the extra.
     :param max_retry_wait: seconds a call may spend retrying; overrides the extra.
-    :param retry_policy: the whole policy (backoff included); ``max_attempts`` and
-        ``max_retry_wait``, from arguments or extras, override its fields.
+    :param retry_policy: the policy (backoff included), a :class:`RetryPolicy` or a dict of some of
+        its fields; the fields it sets win over the extras, the two arguments above over it.
     """
 
     service_name: ClassVar[str]
@@ -224,7 +118,7 @@ class BaseServiceHook(HttpHook):
         timeout: float | None = None,
         max_attempts: int | None = None,
         max_retry_wait: float | None = None,
-        retry_policy: RetryPolicy | None = None,
+        retry_policy: RetryPolicy | Mapping[str, Any] | None = None,
         **http_hook_kwargs: Any,
     ) -> None:
         # HttpOperator builds hooks with method/auth_type/tcp_keep_alive keyword arguments; accept them.
@@ -234,34 +128,22 @@ class BaseServiceHook(HttpHook):
         given = {"timeout": timeout, "max_attempts": max_attempts, "max_retry_wait": max_retry_wait}
         # Checked now, naming the argument: a bad setting fails before any request.
         self._overrides = {
-            name: None if value is None else _as_number(value, name, minimum=minimum, integer=integer)
+            name: None if value is None else as_number(value, name, minimum=minimum, integer=integer)
             for name, value in given.items()
-            for minimum, integer in [_NUMBER_SETTINGS[name]]
+            for minimum, integer in [NUMBER_SETTINGS[name]]
         }
-        self._retry_policy = (
-            RetryPolicy() if retry_policy is None else _as_policy(retry_policy, "retry_policy")
+        self._retry_policy, self._policy_fields_given = (
+            (RetryPolicy(), frozenset()) if retry_policy is None else as_policy(retry_policy, "retry_policy")
         )
 
     @classmethod
     def from_hook_params(cls, conn_id: str, hook_params: Mapping[str, Any] | None) -> Self:
         """
-        The hook a task builds from its ``hook_params`` (any of :data:`HOOK_PARAMS`; ``retry_policy``
-        as a dict of its fields or a :class:`RetryPolicy`), each checked now and named in errors as
-        ``hook_params.<name>``.
+        The hook a task builds from its ``hook_params`` (any of ``timeout``, ``max_attempts``,
+        ``max_retry_wait`` and ``retry_policy``, a dict of its fields or a :class:`RetryPolicy`), each
+        checked now and named in errors as ``hook_params.<name>``.
         """
-        params = dict(hook_params or {})
-        unknown = sorted(map(str, set(params) - set(HOOK_PARAMS)))
-        if unknown:
-            raise InvalidFieldError(
-                f"hook_params.{unknown[0]}", f"is not a hook setting; use {', '.join(HOOK_PARAMS)}"
-            )
-        for name, value in params.items():
-            if name == "retry_policy":
-                params[name] = _as_policy(value, "hook_params.retry_policy")
-            elif value is not None:
-                minimum, integer = _NUMBER_SETTINGS[name]
-                params[name] = _as_number(value, f"hook_params.{name}", minimum=minimum, integer=integer)
-        return cls(conn_id, **params)
+        return cls(conn_id, **check_hook_params(hook_params))
 
     # ---- settings -------------------------------------------------------------------------------
 
@@ -281,16 +163,17 @@ class BaseServiceHook(HttpHook):
         base_url = self._base_url(
             conn,
             allow_insecure=allow_insecure is not None
-            and _as_bool(allow_insecure, "extra.allow_insecure_http"),
+            and as_bool(allow_insecure, "extra.allow_insecure_http"),
         )
-        # An argument (or hook_params) wins over the extra; both checked as numbers.
+        # An argument (or hook_params) wins over what retry_policy sets, which wins over the extra.
         options: dict[str, float | None] = {}
-        for name, (minimum, integer) in _NUMBER_SETTINGS.items():
-            raw = self._extra(extra, name) if self._overrides[name] is None else None
+        for name, (minimum, integer) in NUMBER_SETTINGS.items():
+            given = self._overrides[name] is not None or name in self._policy_fields_given
+            raw = None if given else self._extra(extra, name)
             options[name] = (
                 self._overrides[name]
                 if raw is None
-                else _as_number(raw, f"extra.{name}", minimum=minimum, integer=integer)
+                else as_number(raw, f"extra.{name}", minimum=minimum, integer=integer)
             )
         policy = self._retry_policy
         if options["max_attempts"] is not None:

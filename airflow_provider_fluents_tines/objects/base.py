@@ -72,13 +72,16 @@ class ObjectKind(ABC):
         The API rules ``body`` breaks.
 
         :param current: the object as read, when it was: rules that depend on it (a stored type) apply.
-        :param complete: ``body`` is what will be sent. False for the given fields before the read
-            that completes them (:meth:`complete_body`): rules about what the read fills in wait.
+        :param complete: ``body`` is what will be sent. False for the given fields, which the read
+            completes (:meth:`complete_body`): rules about what the read fills in do not apply.
         """
 
-    def check_given(self, fields: Mapping[str, Any]) -> None:
-        """Raise, naming the user's arguments, for rules the given fields break on their own (no request)."""
-        raise_for(self.update_problems(fields, complete=False), self.argument_names)
+    def check_given(self, fields: Mapping[str, Any], *, current: Mapping[str, Any] | None = None) -> None:
+        """
+        Raise, naming the user's arguments, for rules the given fields break: on their own before
+        the read (no request is made), and with ``current`` the rules the object as read decides.
+        """
+        raise_for(self.update_problems(fields, current=current, complete=False), self.argument_names)
 
     def check_update(self, body: Mapping[str, Any], *, current: Mapping[str, Any] | None = None) -> None:
         """Raise, naming the user's arguments, for every rule the body to send breaks."""

@@ -44,9 +44,10 @@ class FluentsAction(_FluentsObject):
         self, body: Mapping[str, Any], *, current: Mapping[str, Any] | None = None, complete: bool = True
     ) -> list[Problem]:
         stored_type = None if current is None else current.get("type")
+        if current is not None and "config" in body and "type" not in body:
+            body = self.complete_body(body, current)  # config is judged by the type it will travel with
         if (
-            complete
-            and "config" in body
+            "config" in body
             and stored_type is not None
             and body.get("type") == stored_type
             and stored_type not in validation.FLUENTS_ACTION_TYPES
@@ -62,7 +63,7 @@ class FluentsAction(_FluentsObject):
                 *validation.fluents_action_update_problems(rest, type_pending=True),
             ]
         # Before the read, config without a type waits for the stored type (complete_body sends it).
-        return validation.fluents_action_update_problems(body, type_pending=not complete)
+        return validation.fluents_action_update_problems(body, type_pending=current is None and not complete)
 
     def complete_body(self, fields: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
         body = dict(fields)

@@ -196,11 +196,14 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
 
         current = self.hook.get_object(kind, object_id)
         _mask_secrets_in(current)
-        # Read-modify-write: the body to send, then every rule on it (some need the object as read).
-        body = kind.complete_body(given, current)
-        kind.check_update(body, current=current)
+        # The rules the object as read decides (its type), whether or not anything is written.
+        kind.check_given(given, current=current)
         observed = kind.normalize(current)
         changes = differences(given, observed, subset=False)
+        # Read-modify-write: the body to send, and every rule on it, before it is shown or sent.
+        body = kind.complete_body(given, current)
+        if changes or self.force or self.is_dry_run:
+            kind.check_update(body, current=current)
         update = kind.update_request(object_id)
 
         if self.is_dry_run:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from airflow_provider_fluents_tines import validation
+from airflow_provider_fluents_tines.hooks.settings import check_hook_params
 from airflow_provider_fluents_tines.matching import Difference, format_differences
 from airflow_provider_fluents_tines.object_task import ObjectTaskMixin
 from airflow_provider_fluents_tines.redaction import redact, shown_value
@@ -118,6 +119,8 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=redact(current))
 
     def execute(self, context: Context) -> Any:
+        # Checked before any request, whichever way the wait goes (a wait past its deadline builds no hook).
+        check_hook_params(self.hook_params)
         # The wait's deadline is fixed before the first poke: the worker-side poke, hook retries and
         # the trigger's polls all count toward the one timeout.
         self._deadline = self._compute_deadline(context)
@@ -143,7 +146,6 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
             raise
         if isinstance(first, PokeReturnValue):
             return first.xcom_value
-        from airflow_provider_fluents_tines.hooks.base import trigger_hook_params
         from airflow_provider_fluents_tines.triggers.state import ObjectStateTrigger
 
         object_id, expected = self._target()
@@ -152,7 +154,7 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
         self.defer(
             trigger=ObjectStateTrigger(
                 conn_id=self.connection_id(),
-                hook_params=trigger_hook_params(self.hook_params),
+                hook_params=check_hook_params(self.hook_params),
                 object_kind=self.object_kind.key,
                 object_id=object_id,
                 expected=dict(expected),

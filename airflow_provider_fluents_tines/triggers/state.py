@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from asgiref.sync import sync_to_async
 
-from airflow_provider_fluents_tines.exceptions import ApiRequestError
+from airflow_provider_fluents_tines.exceptions import ApiRequestError, InvalidFieldError
+from airflow_provider_fluents_tines.hooks.settings import check_hook_params
 from airflow_provider_fluents_tines.matching import FieldDifference
 from airflow_provider_fluents_tines.objects import ObjectKind
 from airflow_provider_fluents_tines.objects.fluents import FLUENTS_ACTION, FLUENTS_NUMBER
@@ -94,7 +95,8 @@ class ObjectStateTrigger(BaseTrigger):
         self.exponential_backoff = exponential_backoff
         self.max_interval = max_interval
         self.wait_log = wait_log
-        self.hook_params = hook_params
+        # Checked where the trigger is made (in the deferring task): kwargs hold numbers only.
+        self.hook_params = check_hook_params(hook_params) or None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -136,6 +138,9 @@ class ObjectStateTrigger(BaseTrigger):
         # triggerer handles it, and closing the generator afterwards runs no more code.
         try:
             event = await self._wait()
+        except InvalidFieldError as err:
+            # A bad connection setting: retrying cannot fix it, as on the worker.
+            event = _failed(str(err), None, retryable=False)
         except Exception as err:
             event = _failed(f"{type(err).__name__}: {err}", None, retryable=True)
         yield event

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from airflow_provider_fluents_tines.exceptions import InvalidFieldError
-from airflow_provider_fluents_tines.hooks.base import RetryPolicy, trigger_hook_params
 from airflow_provider_fluents_tines.hooks.fluents import FluentsHook
+from airflow_provider_fluents_tines.hooks.settings import RetryPolicy, check_hook_params
 from airflow_provider_fluents_tines.hooks.tines import TinesHook
 
 
@@ -20,6 +20,7 @@ def test_hook_params_become_the_hooks_settings():
     assert hook.conn_id == "tines_x"
     assert hook._overrides == {"timeout": 5.0, "max_attempts": 2, "max_retry_wait": None}
     assert hook._retry_policy == RetryPolicy(backoff_base=0.5, max_retry_wait=9.0)
+    assert hook._policy_fields_given == {"backoff_base", "max_retry_wait"}
     assert FluentsHook.from_hook_params("f", None)._retry_policy == RetryPolicy()
 
 
@@ -51,7 +52,6 @@ def test_arguments_are_checked_when_the_hook_is_built():
 
 def test_trigger_hook_params_are_json():
     params = {"timeout": 3, "retry_policy": RetryPolicy(max_attempts=2)}
-    carried = trigger_hook_params(params)
+    carried = check_hook_params(params)
     assert json.loads(json.dumps(carried)) == carried
     assert TinesHook.from_hook_params("t", carried)._retry_policy == RetryPolicy(max_attempts=2)
-    assert trigger_hook_params(None) is None
