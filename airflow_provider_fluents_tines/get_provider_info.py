@@ -25,6 +25,16 @@ def _settings_fields(conn_type: str) -> dict[str, Any]:
             "description": "The longest one API call may spend retrying, in seconds (default 120).",
             "schema": {"type": ["number", "null"], "minimum": 0},
         },
+        "requests_per_minute": {
+            "label": "Requests per minute",
+            "description": "Requests each Airflow process may start per minute on this host and key, paced, "
+            + (
+                "(default 100: Tines' limit on actions)."
+                if conn_type == "tines"
+                else "(default: no limit; Fluents documents none)."
+            ),
+            "schema": {"type": ["integer", "null"], "minimum": 1},
+        },
         "allow_insecure_http": {
             "label": "Allow plain http",
             "description": f"Allow an http:// {conn_type} host that is not loopback. Sends the API key unencrypted.",

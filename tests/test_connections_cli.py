@@ -20,7 +20,10 @@ def _airflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 # What `--conn-extra` receives for each way users fill it in.
 EXTRAS = {
     "tines_cli_strings": '{"max_attempts": "3", "timeout": "20", "allow_insecure_http": "false"}',
-    "tines_cli_nulls": '{"timeout": null, "max_attempts": null, "max_retry_wait": null, "allow_insecure_http": null}',
+    "tines_cli_nulls": (
+        '{"timeout": null, "max_attempts": null, "max_retry_wait": null, "requests_per_minute": null, '
+        '"allow_insecure_http": null}'
+    ),
 }
 
 

@@ -234,6 +234,7 @@ UI_FORM_UNTOUCHED = {
     "timeout": None,
     "max_attempts": None,
     "max_retry_wait": None,
+    "requests_per_minute": None,
     "allow_insecure_http": None,
 }
 
@@ -546,3 +547,42 @@ def test_a_given_retry_policy_wins_over_the_extras_and_arguments_over_both(
     assert (policy.max_attempts, policy.max_retry_wait) == (2, 120)  # a whole policy sets every field
     policy = TinesHook("tines_extras", max_attempts=3, retry_policy={"max_attempts": 1}).settings.retry_policy
     assert policy.max_attempts == 3
+
+
+# ---- the request budget ----------------------------------------------------------------------------
+
+
+def test_the_budget_keeps_a_burst_inside_the_servers_rate_limit(fluents_tines_sandbox, monkeypatch):
+    # A two-second window stands in for Tines' minute: 12 reads at 5 per window take three windows, no 429.
+    fluents_tines_sandbox.state.configure(rate_limit={"enabled": True, "limit": 5, "window": 2})
+    env = json.loads(fluents_tines_sandbox.connection_env()["AIRFLOW_CONN_TINES_DEFAULT"])
+    _conn(monkeypatch, "tines_paced", **{**env, "extra": {"requests_per_minute": 5, "rate_limit_window": 2}})
+    hook = TinesHook("tines_paced", max_attempts=1)
+    started = time.monotonic()
+    for _ in range(12):
+        hook.get_action(90001)
+    assert time.monotonic() - started >= 4.0  # slots at 0, ~2.04 and ~4.08 s
+    assert len(fluents_tines_sandbox.state.journal(method="GET")) == 12
+    # Without the budget (as before it), the same burst is refused by the server at once.
+    _conn(monkeypatch, "tines_unpaced", **{**env, "extra": {"requests_per_minute": 1000}})
+    with pytest.raises(ApiRequestError) as err:
+        for _ in range(12):
+            TinesHook("tines_unpaced", max_attempts=1).get_action(90001)
+    assert err.value.http_status == 429
+
+
+def test_a_429_holds_back_the_next_request_of_every_hook_on_the_key(fluents_tines_sandbox):
+    fluents_tines_sandbox.state.add_fault(method="GET", path="/api/v1/actions/*", status=429, retry_after="1")
+    with pytest.raises(ApiRequestError):
+        TinesHook(max_attempts=1).get_action(90001)
+    started = time.monotonic()
+    TinesHook().get_action(90001)  # another hook, same host and key: it waits out the Retry-After too
+    assert time.monotonic() - started >= 0.8
+
+
+def test_a_bad_budget_setting_is_named(fluents_tines_sandbox, monkeypatch):
+    env = json.loads(fluents_tines_sandbox.connection_env()["AIRFLOW_CONN_TINES_DEFAULT"])
+    _conn(monkeypatch, "tines_bad_budget", **{**env, "extra": {"requests_per_minute": 0}})
+    with pytest.raises(InvalidFieldError, match=r"^extra\.requests_per_minute: must be an integer >= 1"):
+        _ = TinesHook("tines_bad_budget").settings
+    assert fluents_tines_sandbox.state.journal() == []

@@ -74,6 +74,7 @@ def test_nothing_is_imported_on_the_event_loop_after_run_starts(
         "timeout": None,
         "max_attempts": None,
         "max_retry_wait": None,
+        "requests_per_minute": None,
         "allow_insecure_http": None,
     }
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(env))

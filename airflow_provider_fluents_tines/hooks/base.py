@@ -30,6 +30,7 @@ from airflow_provider_fluents_tines.exceptions import (
     InvalidFieldError,
     extract_api_message,
 )
+from airflow_provider_fluents_tines.hooks.budget import DEFAULT_WINDOW, RequestBudget, budget_for
 from airflow_provider_fluents_tines.hooks.settings import (
     DEFAULT_TIMEOUT,
     NUMBER_SETTINGS,
@@ -65,6 +66,8 @@ class ApiSettings:
     api_key: str = field(repr=False)
     timeout: float
     retry_policy: RetryPolicy
+    #: this process's request budget for the host and key, or None where the API documents no limit.
+    budget: RequestBudget | None = field(default=None, compare=False)
 
 
 class BearerAuth(AuthBase):
@@ -108,6 +111,8 @@ class BaseServiceHook(HttpHook):
 
     service_name: ClassVar[str]
     default_host = ""
+    #: requests per minute per (host, key) the API documents, the default of ``requests_per_minute``.
+    default_requests_per_minute: ClassVar[int | None] = None
     #: path and query of one cheap authenticated GET, for ``test_connection``.
     connection_test_request: ClassVar[tuple[str, dict[str, Any]]]
 
@@ -181,7 +186,45 @@ class BaseServiceHook(HttpHook):
         if options["max_retry_wait"] is not None:
             policy = replace(policy, max_retry_wait=options["max_retry_wait"])
         timeout = DEFAULT_TIMEOUT if options["timeout"] is None else options["timeout"]
-        return ApiSettings(base_url=base_url, api_key=conn.password, timeout=timeout, retry_policy=policy)
+        return ApiSettings(
+            base_url=base_url,
+            api_key=conn.password,
+            timeout=timeout,
+            retry_policy=policy,
+            budget=self._budget_from(base_url, conn.password, extra),
+        )
+
+    def _budget_from(self, base_url: str, api_key: str, extra: Mapping[str, Any]) -> RequestBudget | None:
+        """The process's budget for this host and key: ``requests_per_minute`` (null: the API's own limit)."""
+        raw = self._extra(extra, "requests_per_minute")
+        limit = (
+            self.default_requests_per_minute
+            if raw is None
+            else int(as_number(raw, "extra.requests_per_minute", minimum=1, integer=True))
+        )
+        if limit is None:
+            return None
+        raw_window = self._extra(extra, "rate_limit_window")
+        window = (
+            DEFAULT_WINDOW
+            if raw_window is None
+            else as_number(raw_window, "extra.rate_limit_window", minimum=0.001)
+        )
+        return budget_for(base_url, api_key, limit, window)
+
+    def _wait_for_budget(self, settings: ApiSettings, method: str, shown: str, ends_by: float) -> float:
+        """Seconds to wait for the budget's next slot; an error if it comes too late for ``ends_by``."""
+        if settings.budget is None:
+            return 0.0
+        wait = settings.budget.reserve()
+        if wait > 0 and time.time() + wait >= ends_by:
+            budget = settings.budget
+            message = (
+                f"the request budget ({budget.limit} per {budget.window:g} s for this host and key) "
+                f"has no free slot for {wait:.1f} s, past the call's deadline"
+            )
+            raise self._error(settings, method, shown, None, message, True)
+        return wait
 
     def _extra(self, extra: Mapping[str, Any], name: str) -> Any:
         """
@@ -327,9 +370,16 @@ class BaseServiceHook(HttpHook):
                 raise self._error(
                     settings, method, shown_path(path, params), None, "no time left before the deadline", True
                 )
+            pause = self._wait_for_budget(settings, method, shown_path(path, params), ends_by)
+            if pause > 0:
+                self.log.info("Request budget: waiting %.1f s for a free slot.", pause)
+                time.sleep(pause)
+                left = ends_by - time.time()
             try:
                 return self._send_once(method, path, params, json_body, min(settings.timeout, left), secrets)
             except ApiRequestError as err:
+                if err.http_status == 429 and err.retry_after and settings.budget is not None:
+                    settings.budget.hold_off(err.retry_after)  # every later request waits, not only this one
                 failures += 1
                 if not err.retryable or failures >= policy.max_attempts:
                     raise
@@ -500,11 +550,34 @@ class BaseServiceHook(HttpHook):
         """
         import asyncio
 
-        import aiohttp
-
         _, path, params = self._own(kind).read_request(object_id)
         shown = shown_path(path, params)
         seconds = settings.timeout if timeout is None else min(settings.timeout, timeout)
+        # Polls draw on the same budget as every other request of this process for the host and key.
+        pause = self._wait_for_budget(settings, "GET", shown, time.time() + seconds)
+        if pause > 0:
+            await asyncio.sleep(pause)
+            seconds -= pause
+        try:
+            return await self._aget_once(session, settings, path, params, shown, seconds)
+        except ApiRequestError as err:
+            if err.http_status == 429 and err.retry_after and settings.budget is not None:
+                settings.budget.hold_off(err.retry_after)
+            raise
+
+    async def _aget_once(
+        self,
+        session: aiohttp.ClientSession,
+        settings: ApiSettings,
+        path: str,
+        params: dict[str, Any],
+        shown: str,
+        seconds: float,
+    ) -> dict[str, Any]:
+        import asyncio
+
+        import aiohttp
+
         try:
             async with session.get(
                 settings.base_url + path,

@@ -30,6 +30,8 @@ class TinesHook(BaseServiceHook):
     hook_name = "Tines"
     service_name = "Tines"
     connection_test_request = ("/api/v1/info", {})
+    # Tines documents 100 requests per minute per (IP, key) on actions, the endpoints this hook calls.
+    default_requests_per_minute = 100
 
     # Airflow 3.0 and 3.1 read the connection form only from methods in the class's own __dict__.
     get_ui_field_behaviour = BaseServiceHook.__dict__["get_ui_field_behaviour"]

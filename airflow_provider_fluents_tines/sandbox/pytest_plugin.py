@@ -28,9 +28,13 @@ def fluents_tines_sandbox(
     """
     The session's sandbox, reset to the default seed and the default knobs (no visibility lag, the
     rate limit off at 100 requests a minute, numbers read embedded), with ``fluents_default`` and
-    ``tines_default`` pointing at it for the length of the test.
+    ``tines_default`` pointing at it for the length of the test. The hooks' request budgets of the
+    test process start empty, as in a new process.
     """
+    from airflow_provider_fluents_tines.hooks.budget import forget_budgets
+
     server = fluents_tines_sandbox_server
+    forget_budgets()
     server.state.reset()
     server.state.configure(visibility_lag=0.0, rate_limit=RateLimit(), fluents_number_shape="embedded")
     for name, value in server.connection_env().items():
