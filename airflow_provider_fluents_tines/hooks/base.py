@@ -51,6 +51,10 @@ if TYPE_CHECKING:
 
 USER_AGENT = f"airflow-provider-fluents-tines/{__version__}"
 
+# After a wait for the request budget, an attempt starts only with at least this long left (or half
+# of what is left, for short deadlines): one with microseconds left would only time out.
+_MIN_ATTEMPT_SECONDS = 0.5
+
 _TRANSIENT_TRANSPORT_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
@@ -212,19 +216,18 @@ class BaseServiceHook(HttpHook):
         )
         return budget_for(base_url, api_key, limit, window)
 
-    def _wait_for_budget(self, settings: ApiSettings, method: str, shown: str, ends_by: float) -> float:
-        """Seconds to wait for the budget's next slot; an error if it comes too late for ``ends_by``."""
-        if settings.budget is None:
-            return 0.0
-        wait = settings.budget.reserve()
-        if wait > 0 and time.time() + wait >= ends_by:
-            budget = settings.budget
-            message = (
-                f"the request budget ({budget.limit} per {budget.window:g} s for this host and key) "
-                f"has no free slot for {wait:.1f} s, past the call's deadline"
-            )
-            raise self._error(settings, method, shown, None, message, True)
-        return wait
+    def _budget_error(self, settings: ApiSettings, method: str, shown: str) -> ApiRequestError:
+        budget = settings.budget
+        assert budget is not None
+        message = (
+            f"the request budget ({budget.limit} per {budget.window:g} s for this host and key) "
+            "has no free slot before the call's deadline"
+        )
+        return self._error(settings, method, shown, None, message, True)
+
+    def _min_attempt(self, settings: ApiSettings, left: float) -> float:
+        """The least time worth starting an attempt with, after a budget wait."""
+        return min(_MIN_ATTEMPT_SECONDS, settings.timeout, left / 2)
 
     def _extra(self, extra: Mapping[str, Any], name: str) -> Any:
         """
@@ -370,11 +373,19 @@ class BaseServiceHook(HttpHook):
                 raise self._error(
                     settings, method, shown_path(path, params), None, "no time left before the deadline", True
                 )
-            pause = self._wait_for_budget(settings, method, shown_path(path, params), ends_by)
-            if pause > 0:
-                self.log.info("Request budget: waiting %.1f s for a free slot.", pause)
-                time.sleep(pause)
+            if settings.budget is not None:
+                if not settings.budget.acquire(left - self._min_attempt(settings, left)):
+                    raise self._budget_error(settings, method, shown_path(path, params))
                 left = ends_by - time.time()
+                if left <= 0:
+                    raise self._error(
+                        settings,
+                        method,
+                        shown_path(path, params),
+                        None,
+                        "no time left before the deadline",
+                        True,
+                    )
             try:
                 return self._send_once(method, path, params, json_body, min(settings.timeout, left), secrets)
             except ApiRequestError as err:
@@ -548,16 +559,18 @@ class BaseServiceHook(HttpHook):
             cuts it to its own deadline).
         :raises ApiRequestError: as the synchronous path does, with ``retry_after`` when given.
         """
-        import asyncio
 
         _, path, params = self._own(kind).read_request(object_id)
         shown = shown_path(path, params)
         seconds = settings.timeout if timeout is None else min(settings.timeout, timeout)
         # Polls draw on the same budget as every other request of this process for the host and key.
-        pause = self._wait_for_budget(settings, "GET", shown, time.time() + seconds)
-        if pause > 0:
-            await asyncio.sleep(pause)
-            seconds -= pause
+        if settings.budget is not None:
+            ends_by = time.time() + seconds
+            if not await settings.budget.aacquire(seconds - self._min_attempt(settings, seconds)):
+                raise self._budget_error(settings, "GET", shown)
+            seconds = ends_by - time.time()
+            if seconds <= 0:
+                raise self._error(settings, "GET", shown, None, "no time left before the deadline", True)
         try:
             return await self._aget_once(session, settings, path, params, shown, seconds)
         except ApiRequestError as err:

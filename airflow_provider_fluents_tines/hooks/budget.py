@@ -17,10 +17,19 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import NamedTuple
+from urllib.parse import urlsplit
 
 #: The window of the ``requests_per_minute`` setting, in seconds (the ``rate_limit_window`` extra
 #: shortens it, for a sandbox that stands a short window in for a minute).
 DEFAULT_WINDOW = 60.0
+
+
+class Slot(NamedTuple):
+    """A reserved start: when (the budget's clock) and how long from the reservation."""
+
+    at: float
+    wait: float
 
 
 class RequestBudget:
@@ -47,30 +56,98 @@ class RequestBudget:
             raise ValueError(f"a budget needs limit >= 1 and window > 0, got {limit} per {window} s")
         self.limit = limit
         self.window = window
-        self._spacing = window * (1 + slack)
+        self._slack = slack
         self._clock = clock
-        self._starts: deque[float] = deque(maxlen=limit)
+        self._starts: deque[float] = deque()
         self._held_until = 0.0
         self._lock = threading.Lock()
 
-    def reserve(self) -> float:
-        """Take the next free slot; return the seconds to wait before starting the request (0: now)."""
+    def reserve(self, max_wait: float | None = None) -> Slot | None:
+        """
+        Take the next free slot; or take nothing and return None when it is more than ``max_wait``
+        seconds away, so that a refused caller does not push every later slot back.
+        """
         with self._lock:
             now = self._clock()
-            slot = max(now, self._held_until)
-            if len(self._starts) == self.limit:
-                # The oldest of the last `limit` starts must be a whole window before this one.
-                slot = max(slot, self._starts[0] + self._spacing)
-            self._starts.append(slot)
-            return slot - now
+            at = max(now, self._held_until)
+            if len(self._starts) >= self.limit:
+                # The oldest of the last `limit` starts must be a whole window (and the slack) before this one.
+                at = max(at, self._starts[-self.limit] + self.window * (1 + self._slack))
+            if max_wait is not None and at - now > max_wait:
+                return None
+            self._starts.append(at)
+            # Starts a whole window ago no longer constrain anything (the rest must stay, in case a
+            # later slot is released).
+            while self._starts[0] < now - self.window * (1 + self._slack):
+                self._starts.popleft()
+            return Slot(at, at - now)
+
+    def release(self, slot: Slot) -> None:
+        """Give back a slot that was not used (a cancelled wait, or one a ``Retry-After`` voided)."""
+        with self._lock:
+            if slot.at in self._starts:
+                self._starts.remove(slot.at)
+
+    def acquire(self, within: float, sleep: Callable[[float], object] = time.sleep) -> bool:
+        """
+        Wait for a slot that starts within ``within`` seconds and take it; False, having taken
+        nothing, when there is none that soon. A ``Retry-After`` that arrives during the wait voids
+        the slot: the hold is waited out and a fresh slot taken.
+        """
+        ends = self._clock() + within
+        while True:
+            slot = self.reserve(max_wait=ends - self._clock())
+            if slot is None:
+                return False
+            sleep(slot.wait)
+            held = self.held_for()
+            if held <= 0:
+                return True
+            self.release(slot)
+            if self._clock() + held > ends:
+                return False
+            sleep(held)
+
+    async def aacquire(self, within: float) -> bool:
+        """:meth:`acquire` for an event loop: the waits are ``asyncio.sleep``; a cancelled wait gives its slot back."""
+        import asyncio
+
+        ends = self._clock() + within
+        while True:
+            slot = self.reserve(max_wait=ends - self._clock())
+            if slot is None:
+                return False
+            try:
+                await asyncio.sleep(slot.wait)
+            except asyncio.CancelledError:
+                self.release(slot)
+                raise
+            held = self.held_for()
+            if held <= 0:
+                return True
+            self.release(slot)
+            if self._clock() + held > ends:
+                return False
+            await asyncio.sleep(held)
+
+    def held_for(self) -> float:
+        """Seconds left of a server's ``Retry-After`` hold (0 when none)."""
+        with self._lock:
+            return max(0.0, self._held_until - self._clock())
 
     def hold_off(self, seconds: float) -> None:
-        """The server asked to wait (``Retry-After``): no slot starts before ``seconds`` from now."""
+        """The server asked to wait (``Retry-After``): no request starts before ``seconds`` from now."""
         with self._lock:
             self._held_until = max(self._held_until, self._clock() + max(0.0, seconds))
 
+    def tighten(self, limit: int, window: float) -> None:
+        """Keep the stricter rate when connections on one host and key ask for different ones."""
+        with self._lock:
+            if limit / window < self.limit / self.window:
+                self.limit, self.window = limit, window
 
-_BUDGETS: dict[tuple[str, str, int, float], RequestBudget] = {}
+
+_BUDGETS: dict[tuple[str, str], RequestBudget] = {}
 _BUDGETS_LOCK = threading.Lock()
 
 
@@ -80,15 +157,23 @@ def forget_budgets() -> None:
         _BUDGETS.clear()
 
 
+def _host(base_url: str) -> str:
+    parts = urlsplit(base_url if "://" in base_url else f"https://{base_url}")
+    default_port = {"https": 443, "http": 80}.get(parts.scheme)
+    port = parts.port if parts.port not in (None, default_port) else None
+    return (parts.hostname or "") + (f":{port}" if port else "")
+
+
 def budget_for(base_url: str, api_key: str, limit: int, window: float = DEFAULT_WINDOW) -> RequestBudget:
     """
-    This process's budget for (``base_url``'s host, ``api_key``) at ``limit`` per ``window``: the same
-    object for every hook and trigger that asks. The key is held only as a digest.
+    This process's budget for (``base_url``'s host, ``api_key``): the same object for every hook and
+    trigger that asks, at the strictest rate any of them asked for. The key is held only as a digest.
     """
-    digest = hashlib.sha256(api_key.encode()).hexdigest()
-    host = base_url.split("://", 1)[-1].split("/", 1)[0].lower()
-    key = (host, digest, limit, window)
+    key = (_host(base_url), hashlib.sha256(api_key.encode()).hexdigest())
     with _BUDGETS_LOCK:
-        if key not in _BUDGETS:
-            _BUDGETS[key] = RequestBudget(limit, window)
-        return _BUDGETS[key]
+        budget = _BUDGETS.get(key)
+        if budget is None:
+            budget = _BUDGETS[key] = RequestBudget(limit, window)
+        else:
+            budget.tighten(limit, window)
+        return budget
