@@ -768,7 +768,13 @@ def test_tines_action_operator_refuses_invalid_input_before_any_request(fluents_
     )
 
 
-def test_tines_action_operator_accepts_valid_input(fluents_tines_sandbox):
+def test_tines_action_operator_accepts_valid_input(fluents_tines_sandbox, monkeypatch):
+    # Hundreds of requests in one test: the sandbox does not rate-limit by default, and Tines' default
+    # request budget (100 a minute) would pace them for minutes.
+    env = json.loads(fluents_tines_sandbox.connection_env()["AIRFLOW_CONN_TINES_DEFAULT"])
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TINES_DEFAULT", json.dumps({**env, "extra": {"requests_per_minute": 100_000}})
+    )
     actions = {k: v["type"] for k, v in fluents_tines_sandbox.state.snapshot()["tines"]["actions"].items()}
     run_saving = sorted(i for i, t in actions.items() if t in RUN_SAVING_TYPES)
     run_property(
