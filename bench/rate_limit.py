@@ -33,7 +33,10 @@ def main() -> None:
         from airflow_provider_fluents_tines.hooks.tines import TinesHook
         from airflow_provider_fluents_tines.sandbox import connection_env
 
-        os.environ.update(connection_env(url))
+        # The connection states the sandbox's limit, as a user states Tines' (100 a minute by default):
+        # the request budget paces the updates, so the server should not need to answer 429.
+        budget = {"requests_per_minute": args.limit, "rate_limit_window": args.window}
+        os.environ.update(connection_env(url, extra=budget))
         hook = TinesHook(max_attempts=20, max_retry_wait=600)
         started = time.monotonic()
         for i in range(args.updates):

@@ -74,10 +74,18 @@ def connection_env(
     tines_token: str = DEFAULT_TINES_TOKEN,
     fluents_conn_id: str = "fluents_default",
     tines_conn_id: str = "tines_default",
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, str]:
-    """``AIRFLOW_CONN_*`` variables pointing the two connections at a sandbox."""
-    fluents = {"conn_type": "fluents", "host": base_url, "password": fluents_token}
-    tines = {"conn_type": "tines", "host": base_url, "password": tines_token}
+    """
+    ``AIRFLOW_CONN_*`` variables pointing the two connections at a sandbox.
+
+    :param extra: connection extras for both, e.g. ``{"requests_per_minute": 100_000}`` for a burst the
+        sandbox (which does not rate-limit by default) should not see paced at Tines' 100 a minute.
+    """
+    fluents: dict[str, Any] = {"conn_type": "fluents", "host": base_url, "password": fluents_token}
+    tines: dict[str, Any] = {"conn_type": "tines", "host": base_url, "password": tines_token}
+    if extra:
+        fluents["extra"] = tines["extra"] = dict(extra)
     return {
         f"AIRFLOW_CONN_{fluents_conn_id.upper()}": json.dumps(fluents),
         f"AIRFLOW_CONN_{tines_conn_id.upper()}": json.dumps(tines),
