@@ -27,7 +27,7 @@ def _settings_fields(conn_type: str) -> dict[str, Any]:
         },
         "requests_per_minute": {
             "label": "Requests per minute",
-            "description": "Requests each Airflow process may start per minute on this host and key, paced, "
+            "description": "Requests each Airflow process may start per minute on this host and key "
             + (
                 "(default 100: Tines' limit on actions)."
                 if conn_type == "tines"
