@@ -19,6 +19,7 @@ from airflow_provider_fluents_tines.operators.fluents import (
     FluentsUpdateNumberOperator,
 )
 from airflow_provider_fluents_tines.operators.tines import TinesUpdateActionOperator
+from airflow_provider_fluents_tines.sandbox import default_seed
 from airflow_provider_fluents_tines.version_compat import AirflowFailException
 
 from .dag_runner import run_dag, task_states, xcom
@@ -438,3 +439,28 @@ def test_an_up_to_date_number_with_an_odd_stored_context_is_left_alone(fluents_t
     with pytest.raises(InvalidFieldError, match=r"^example_context: must be an object"):
         run(FluentsUpdateNumberOperator(task_id="t", phone_number=number, label=stored["label"] + " (new)"))
     assert writes(fluents_tines_sandbox) == []
+
+
+def test_a_null_the_api_would_refuse_is_left_out_and_the_rest_is_restored(
+    fluents_tines_sandbox, caplog, capsys
+):
+    # A number whose label was never set: the update API takes no null label, so a rollback could not
+    # send it back. It used to be recorded, and the whole rollback then failed on it.
+    seed = default_seed()
+    seed["fluents"]["numbers"][0]["label"] = None
+    fluents_tines_sandbox.state.reset(seed)
+    number = seed["fluents"]["numbers"][0]["number"]
+    _, forward = run(
+        FluentsUpdateNumberOperator(
+            task_id="fwd", phone_number=number, inbound_agent="agt_front_desk_v2", label="New"
+        )
+    )
+    previous = forward.pushed[PREVIOUS_VALUES_XCOM_KEY]["fields"]
+    assert previous == {"inbound_agent": "agt_front_desk_v1"}
+    logged = caplog.text + "".join(capsys.readouterr())
+    assert "label was None before, which the update API does not take" in logged
+    result, _ = run(
+        FluentsUpdateNumberOperator(task_id="rb", phone_number=number, restore_from="fwd"),
+        RecordingTI(forward.pushed[PREVIOUS_VALUES_XCOM_KEY]),
+    )
+    assert (result["inbound_agent"], result["label"]) == ("agt_front_desk_v1", "New")

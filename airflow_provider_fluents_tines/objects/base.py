@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from airflow_provider_fluents_tines.matching import Difference, differences
-from airflow_provider_fluents_tines.validation import Problem, raise_for
+from airflow_provider_fluents_tines.validation import Problem, raise_for, shown
 
 if TYPE_CHECKING:
     from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
@@ -125,5 +125,24 @@ class ObjectKind(ABC):
         return names
 
     def unrestorable(self, previous: Mapping[str, Any]) -> dict[str, str]:
-        """Previous values the update API cannot write back -> why (left out of the way back)."""
-        return {}
+        """
+        Previous values the update API cannot take back -> why (they are left out of the way back):
+        a value the update's rules refuse (a ``null`` where the API wants a string), and the fields
+        the API takes only together with such a value.
+        """
+        found: dict[str, str] = {}
+        for problem in self.update_problems(previous, complete=False):
+            name = problem.field.split(".", 1)[0]
+            if name in previous and name not in found:
+                found[name] = (
+                    f"was {shown(previous[name])} before, which the update API does not take "
+                    f"({problem.rule}): a rollback cannot write it back"
+                )
+        pending = list(found)
+        while pending:  # a field the API takes only with an unrestorable one cannot be restored either
+            name = pending.pop()
+            for other, companions in self.companion_fields.items():
+                if name in companions and other in previous and other not in found:
+                    found[other] = f"is restored only together with {name}, which cannot be"
+                    pending.append(other)
+        return found

@@ -84,11 +84,5 @@ class TinesAction(ObjectKind):
             observed,
         )
 
-    def unrestorable(self, previous: Mapping[str, Any]) -> dict[str, str]:
-        if "monitor_no_events_emitted" in previous and previous["monitor_no_events_emitted"] is None:
-            # The API's rules take only a positive integer: "unset" cannot be written back.
-            return {"monitor_no_events_emitted": "was unset before; a rollback cannot unset it again"}
-        return {}
-
 
 TINES_ACTION = TinesAction()

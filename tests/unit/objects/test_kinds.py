@@ -137,7 +137,14 @@ def test_the_way_back_restores_companions_and_links_with_their_types():
     ]
     assert TINES_ACTION.restored_fields(["source_ids"], observed) == ["links_to_sources"]
     assert TINES_ACTION.unrestorable({"monitor_no_events_emitted": None})
-    assert TINES_ACTION.unrestorable({"monitor_no_events_emitted": 60}) == {}
+    assert (
+        TINES_ACTION.unrestorable(
+            {"monitor_no_events_emitted": 60, "monitor_failures": True, "monitor_all_events": True}
+        )
+        == {}
+    )
+    # Without the pair the API requires with it, even a valid value cannot be sent back.
+    assert list(TINES_ACTION.unrestorable({"monitor_no_events_emitted": 60})) == ["monitor_no_events_emitted"]
     assert FLUENTS_ACTION.restored_fields(["config"], {"config": {}, "type": "t"}) == ["config", "type"]
     assert FLUENTS_ACTION.restored_fields(["config"], {"config": {}}) == ["config"]
 
@@ -158,3 +165,27 @@ def test_the_two_vendors_never_import_each_other(vendor, other):
     for folder in ("objects", "hooks", "operators", "sensors"):
         imported = _imported_modules(PACKAGE / folder / f"{vendor}.py")
         assert not [name for name in imported if name.rsplit(".", 1)[-1] == other], (folder, imported)
+
+
+def test_old_values_the_update_api_refuses_are_unrestorable_with_what_needs_them():
+    # Nulls the update's rules refuse: a rollback could not send them back.
+    assert set(FLUENTS_NUMBER.unrestorable({"label": None, "description": "d", "outbound_only": False})) == {
+        "label"
+    }
+    assert set(FLUENTS_ACTION.unrestorable({"description": None, "action_trigger": None, "label": "x"})) == {
+        "description",
+        "action_trigger",
+    }
+    assert TINES_ACTION.unrestorable({"description": None}) == {}  # Tines takes a null description
+    why = TINES_ACTION.unrestorable(
+        {"monitor_no_events_emitted": None, "monitor_failures": True, "monitor_all_events": False}
+    )
+    assert (
+        list(why) == ["monitor_no_events_emitted"]
+        and "a rollback cannot write it back" in why["monitor_no_events_emitted"]
+    )
+    # The monitor pair travels together: one that cannot be restored takes the other with it.
+    assert set(TINES_ACTION.unrestorable({"monitor_failures": None, "monitor_all_events": True})) == {
+        "monitor_failures",
+        "monitor_all_events",
+    }
