@@ -13,6 +13,7 @@ from airflow_provider_fluents_tines.operators.base import (
     DIFF_XCOM_KEY,
     PLANNED_REQUEST_XCOM_KEY,
     PREVIOUS_VALUES_XCOM_KEY,
+    WRITTEN_VALUES_XCOM_KEY,
 )
 from airflow_provider_fluents_tines.operators.fluents import (
     FluentsUpdateActionOperator,
@@ -31,15 +32,15 @@ NUMBER = "+14155550101"
 class RecordingTI:
     """The slice of a task instance these operators use: XCom push and pull, kept in a dict."""
 
-    def __init__(self, pulled=None):
+    def __init__(self, pulled=None, written=None):
         self.pushed: dict[str, object] = {}
-        self.pulled = pulled
+        self.pulled = {PREVIOUS_VALUES_XCOM_KEY: pulled, WRITTEN_VALUES_XCOM_KEY: written}
 
     def xcom_push(self, key, value):
         self.pushed[key] = value
 
     def xcom_pull(self, task_ids, key):
-        return self.pulled
+        return self.pulled.get(key)
 
 
 def run(operator, ti=None):
@@ -464,3 +465,57 @@ def test_a_null_the_api_would_refuse_is_left_out_and_the_rest_is_restored(
         RecordingTI(forward.pushed[PREVIOUS_VALUES_XCOM_KEY]),
     )
     assert (result["inbound_agent"], result["label"]) == ("agt_front_desk_v1", "New")
+
+
+# ---- rollback: read, compare, write ------------------------------------------------------------------
+
+
+def test_a_rollback_leaves_a_field_someone_else_changed_and_fails_naming_it(fluents_tines_sandbox):
+    _, forward = run(
+        FluentsUpdateNumberOperator(
+            task_id="fwd", phone_number=NUMBER, inbound_agent="agt_front_desk_v2", label="New"
+        )
+    )
+    written = forward.pushed[WRITTEN_VALUES_XCOM_KEY]
+    assert written["fields"] == {"inbound_agent": "agt_front_desk_v2", "label": "New"}
+    # A colleague renames the number between our write and the rollback.
+    FluentsHook().update_number(NUMBER, label="Colleague's label", example_context={"region": "us-west"})
+    with pytest.raises(
+        AirflowFailException, match=r"left label alone: changed by someone else since task 'fwd'"
+    ):
+        run(
+            FluentsUpdateNumberOperator(task_id="rb", phone_number=NUMBER, restore_from="fwd"),
+            RecordingTI(forward.pushed[PREVIOUS_VALUES_XCOM_KEY], written),
+        )
+    number = FluentsHook().get_number(NUMBER)
+    assert number["label"] == "Colleague's label"  # not overwritten
+    assert number["inbound_agent"]["id"] == "agt_front_desk_v1"  # the rest is restored
+    # Told to, it overwrites.
+    result, _ = run(
+        FluentsUpdateNumberOperator(
+            task_id="rb", phone_number=NUMBER, restore_from="fwd", on_conflict="overwrite"
+        ),
+        RecordingTI(forward.pushed[PREVIOUS_VALUES_XCOM_KEY], written),
+    )
+    assert result["label"] == "Support line (West)"
+
+
+def test_a_rollback_restores_a_field_that_still_shows_what_was_written(fluents_tines_sandbox):
+    _, forward = run(
+        TinesUpdateActionOperator(
+            task_id="fwd", action_id=90005, monitor_failures=True, monitor_all_events=True
+        )
+    )
+    before = forward.pushed[PREVIOUS_VALUES_XCOM_KEY]["fields"]
+    result, _ = run(
+        TinesUpdateActionOperator(task_id="rb", action_id=90005, restore_from="fwd"),
+        RecordingTI(forward.pushed[PREVIOUS_VALUES_XCOM_KEY], forward.pushed[WRITTEN_VALUES_XCOM_KEY]),
+    )
+    assert {name: result[name] for name in before} == before
+
+
+def test_on_conflict_takes_skip_or_overwrite():
+    with pytest.raises(InvalidFieldError, match=r"^on_conflict: must be 'skip' or 'overwrite'"):
+        FluentsUpdateNumberOperator(
+            task_id="rb", phone_number=NUMBER, restore_from="fwd", on_conflict="merge"
+        )

@@ -29,7 +29,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from airflow_provider_fluents_tines.hooks.fluents import FluentsHook
 from airflow_provider_fluents_tines.objects.fluents import FLUENTS_NUMBER
-from airflow_provider_fluents_tines.operators.base import PREVIOUS_VALUES_XCOM_KEY
+from airflow_provider_fluents_tines.operators.base import PREVIOUS_VALUES_XCOM_KEY, WRITTEN_VALUES_XCOM_KEY
 from airflow_provider_fluents_tines.operators.fluents import FluentsUpdateNumberOperator
 from airflow_provider_fluents_tines.sandbox import DEFAULT_FLUENTS_TOKEN, default_seed
 from airflow_provider_fluents_tines.sensors.fluents import FluentsNumberSensor
@@ -72,15 +72,15 @@ def fluents(fluents_tines_sandbox):
 
 
 class RecordingTI:
-    def __init__(self, pulled: Any = None) -> None:
+    def __init__(self, pulled: Any = None, written: Any = None) -> None:
         self.pushed: dict[str, Any] = {}
-        self.pulled = pulled
+        self.pulled = {PREVIOUS_VALUES_XCOM_KEY: pulled, WRITTEN_VALUES_XCOM_KEY: written}
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed[key] = value
 
     def xcom_pull(self, task_ids: str, key: str) -> Any:
-        return self.pulled
+        return self.pulled.get(key)
 
 
 def run(operator: Any, ti: RecordingTI | None = None) -> tuple[Any, RecordingTI]:
@@ -330,7 +330,7 @@ def test_update_operator_read_modify_write_previous_values_and_rollback_in_both_
 
     run(
         FluentsUpdateNumberOperator(task_id="rb", phone_number=NUMBER, restore_from="fwd"),
-        RecordingTI(forward.pushed[PREVIOUS_VALUES_XCOM_KEY]),
+        RecordingTI(forward.pushed[PREVIOUS_VALUES_XCOM_KEY], forward.pushed[WRITTEN_VALUES_XCOM_KEY]),
     )
     assert state.snapshot()["fluents"]["numbers"][NUMBER] == before | {"inbound_agent_name": "Front Desk v1"}
 
@@ -342,7 +342,7 @@ def test_detach_and_rollback_in_both_shapes(shaped):
     assert state.snapshot()["fluents"]["numbers"][NUMBER]["inbound_agent"] is None
     run(
         FluentsUpdateNumberOperator(task_id="rb", phone_number=NUMBER, restore_from="fwd"),
-        RecordingTI(forward.pushed[PREVIOUS_VALUES_XCOM_KEY]),
+        RecordingTI(forward.pushed[PREVIOUS_VALUES_XCOM_KEY], forward.pushed[WRITTEN_VALUES_XCOM_KEY]),
     )
     assert state.snapshot()["fluents"]["numbers"][NUMBER]["inbound_agent"] == "agt_front_desk_v1"
 

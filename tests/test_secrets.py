@@ -16,6 +16,7 @@ from airflow_provider_fluents_tines.operators.base import (
     DIFF_XCOM_KEY,
     PLANNED_REQUEST_XCOM_KEY,
     PREVIOUS_VALUES_XCOM_KEY,
+    WRITTEN_VALUES_XCOM_KEY,
 )
 from airflow_provider_fluents_tines.operators.tines import TinesUpdateActionOperator
 from airflow_provider_fluents_tines.sensors.tines import TinesActionSensor
@@ -62,7 +63,7 @@ def test_a_changed_secret_is_never_shown_and_is_restored_from_encrypted_previous
 
     restored, _ = run(
         TinesUpdateActionOperator(task_id="rb", action_id=WEBHOOK, restore_from="t"),
-        RecordingTI(ti.pushed[PREVIOUS_VALUES_XCOM_KEY]),
+        RecordingTI(ti.pushed[PREVIOUS_VALUES_XCOM_KEY], ti.pushed.get(WRITTEN_VALUES_XCOM_KEY)),
     )
     assert _secret_now(webhook) == OLD_SECRET and restored["options"]["secret"] == "***"
     assert webhook.state.journal(method="PUT")[-1]["body"]["options"]["secret"] == OLD_SECRET
@@ -96,7 +97,7 @@ def test_without_a_fernet_key_a_secret_change_needs_an_opt_in(webhook, monkeypat
     with pytest.raises(InvalidFieldError, match="restore_from: the old secrets in options were not kept"):
         run(
             TinesUpdateActionOperator(task_id="rb", action_id=WEBHOOK, restore_from="t"),
-            RecordingTI(ti.pushed[PREVIOUS_VALUES_XCOM_KEY]),
+            RecordingTI(ti.pushed[PREVIOUS_VALUES_XCOM_KEY], ti.pushed.get(WRITTEN_VALUES_XCOM_KEY)),
         )
     assert _secret_now(webhook) == NEW_SECRET  # nothing half-restored: "***" was never written
 

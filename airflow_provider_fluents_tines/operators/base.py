@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 #: XCom key of a :class:`PreviousValues` record, pushed before each write.
 PREVIOUS_VALUES_XCOM_KEY = "previous_values"
+#: XCom key of what a write left: ``{"object_id", "fields": {field: value the update answered}}``, for
+#: a rollback's conflict check (pushed after the write; secrets sealed as in ``previous_values``).
+WRITTEN_VALUES_XCOM_KEY = "written_values"
 #: XCom key of the :class:`PlannedRequest` a dry run would have sent.
 PLANNED_REQUEST_XCOM_KEY = "planned_request"
 #: XCom key of a dry run's field-by-field diff: a list of :class:`~matching.FieldDifference`.
@@ -106,6 +109,9 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
         holding a secret (a Tines webhook's ``options.secret``) is refused, since its old value could
         only be kept in the clear; with this flag the change is made and the old secret is not kept
         (a rollback then refuses to restore that field).
+    :param on_conflict: with ``restore_from``, what to do with a field that shows neither its old value
+        nor the value that task wrote (someone else changed it since): ``"skip"`` (default) leaves it
+        alone, restores the rest and fails the task naming it; ``"overwrite"`` restores it anyway.
     :param hook_params: settings for this task's hook, over the connection's extras: ``timeout``,
         ``max_attempts``, ``max_retry_wait`` and ``retry_policy`` (a dict of its fields).
 
@@ -125,10 +131,14 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
         force: bool = False,
         restore_from: str | None = None,
         allow_unrestorable_secrets: bool = False,
+        on_conflict: str = "skip",
         hook_params: dict[str, Any] | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        if on_conflict not in ("skip", "overwrite"):
+            raise validation.invalid("on_conflict", f"must be 'skip' or 'overwrite', got {on_conflict!r}")
+        self.on_conflict = on_conflict
         self.hook_params = hook_params
         self.allow_unrestorable_secrets = allow_unrestorable_secrets
         # BaseOperator.dry_run() is a method (template rendering); keep the flag under another name.
@@ -178,7 +188,7 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
                 raise validation.invalid(
                     "restore_from", f"cannot be combined with field arguments ({', '.join(sorted(given))})"
                 )
-            restored = self._restored_fields(context, object_id)
+            restored, written = self._restored_fields(context, object_id)
             if restored is None:
                 self.log.info(
                     "Task %r changed nothing on %s %s: nothing to restore.",
@@ -188,8 +198,10 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
                 )
                 return self._returned(self.hook.get_object(kind, object_id))
             given = restored
-        elif not given:
-            raise validation.invalid("fields", "give at least one field to update (or restore_from)")
+        else:
+            written = None
+            if not given:
+                raise validation.invalid("fields", "give at least one field to update (or restore_from)")
         # The rules the given fields break on their own: refused before any request.
         kind.check_given(given)
         _mask_secrets_in(given)
@@ -199,6 +211,9 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
         # The rules the object as read decides (its type), whether or not anything is written.
         kind.check_given(given, current=current)
         observed = kind.normalize(current)
+        conflicts: dict[str, str] = {}
+        if written is not None and self.on_conflict == "skip":
+            given, conflicts = self._without_conflicts(given, written, observed)
         changes = differences(given, observed, subset=False)
         # Read-modify-write: the body to send, and every rule on it, before it is shown or sent.
         body = kind.complete_body(given, current)
@@ -221,6 +236,8 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
             self._log_diff(object_id, changes)
             context["ti"].xcom_push(key=PLANNED_REQUEST_XCOM_KEY, value=planned)
             context["ti"].xcom_push(key=DIFF_XCOM_KEY, value=diff)
+            for message in conflicts.values():
+                self.log.warning("Dry run: a rollback would leave %s", message)
             return self._returned(current)
         if not changes and not self.force:
             self.log.info(
@@ -230,6 +247,7 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
             )
             unchanged: PreviousValues = {"object_id": object_id, "fields": {}}
             context["ti"].xcom_push(key=PREVIOUS_VALUES_XCOM_KEY, value=unchanged)
+            self._fail_on(conflicts)
             return self._returned(current)
 
         previous: PreviousValues = {
@@ -239,7 +257,50 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
         # Pushed before the write: if the write lands and the task then dies, the way back is known.
         context["ti"].xcom_push(key=PREVIOUS_VALUES_XCOM_KEY, value=previous)
         self._log_diff(object_id, changes)
-        return self._returned(self.hook.send(update, json_body=body))
+        answer = self.hook.send(update, json_body=body)
+        after = kind.normalize(kind.as_update_answer(answer))
+        left: PreviousValues = {
+            "object_id": object_id,
+            "fields": self._sealed({name: after[name] for name in previous["fields"] if name in after}),
+        }
+        context["ti"].xcom_push(key=WRITTEN_VALUES_XCOM_KEY, value=left)
+        self._fail_on(conflicts)
+        return self._returned(answer)
+
+    def _without_conflicts(
+        self, restored: dict[str, Any], written: Mapping[str, Any], observed: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """
+        The restored fields without those someone else changed since the write (they show neither
+        the old value nor the written one, by the sensors' matcher), and without the fields the API
+        takes only together with those; each left out -> why.
+        """
+
+        def shows(name: str, value: Any) -> bool:
+            return not differences({name: value}, observed, subset=True)
+
+        conflicts = {
+            name: f"{name} alone: changed by someone else since task {self.restore_from!r} wrote it"
+            for name, value in restored.items()
+            if name in written and not shows(name, value) and not shows(name, written[name])
+        }
+        companions = self.object_kind.companion_fields
+        for name in list(conflicts):
+            for other in restored:
+                if other not in conflicts and (
+                    name in companions.get(other, ()) or other in companions.get(name, ())
+                ):
+                    conflicts[other] = f"{other} alone: it is restored only together with {name}"
+        return {k: v for k, v in restored.items() if k not in conflicts}, conflicts
+
+    def _fail_on(self, conflicts: Mapping[str, str]) -> None:
+        if conflicts:
+            from airflow_provider_fluents_tines.version_compat import AirflowFailException
+
+            raise AirflowFailException(
+                f"Rolled back all but what someone else changed; left {'; '.join(conflicts.values())}. "
+                "Restore those by hand, or pass on_conflict='overwrite'."
+            )
 
     def _returned(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """The task's return value: one shape (the update's answer) whether it wrote or not, secrets starred."""
@@ -266,12 +327,30 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
         )
         return redact(previous)
 
-    def _restored_fields(self, context: Context, object_id: Any) -> dict[str, Any] | None:
-        pulled = context["ti"].xcom_pull(task_ids=self.restore_from, key=PREVIOUS_VALUES_XCOM_KEY)
+    def _restored_fields(
+        self, context: Context, object_id: Any
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The previous values ``restore_from`` recorded for this object, and what its write left (when known)."""
+        previous = self._pulled(context, PREVIOUS_VALUES_XCOM_KEY, object_id)
+        if not previous:
+            return None, None
+        written = self._pulled(context, WRITTEN_VALUES_XCOM_KEY, object_id)
+        if written is not None:
+            # A secret not kept cannot be compared: its field is restored without the check.
+            written = {
+                name: value
+                for name, value in written.items()
+                if REDACTED not in sensitive_values({name: value})
+            }
+            written = self._unsealed(written)
+        return self._unsealed(previous), written
+
+    def _pulled(self, context: Context, key: str, object_id: Any) -> dict[str, Any] | None:
+        pulled = context["ti"].xcom_pull(task_ids=self.restore_from, key=key)
         entries = pulled if isinstance(pulled, (list, tuple)) else [pulled]
         for entry in entries:
             if isinstance(entry, Mapping) and str(entry.get("object_id")) == str(object_id):
-                return self._unsealed(dict(entry["fields"])) or None
+                return dict(entry["fields"])
         return None
 
     def _unsealed(self, fields: dict[str, Any]) -> dict[str, Any]:
