@@ -302,26 +302,37 @@ def test_trigger_wrong_key_fails_with_the_api_message(fluents_tines_sandbox, mon
 def test_deferrable_sensor_end_to_end_in_a_real_dag(fluents_tines_sandbox, airflow_db):
     from airflow.sdk import DAG
 
-    from airflow_provider_fluents_tines.operators.tines import TinesUpdateActionOperator
+    # The change is made only once the sensor's first poke has read the action, however long the task
+    # takes to start on a busy machine: that poke sees the old state, so the sensor must defer, and the
+    # trigger must poll until the change shows (a short visibility lag covers the poke's own request).
+    fluents_tines_sandbox.state.configure(visibility_lag=1.0)
+    assert TinesHook().get_action(90005)["disabled"] is True
+    fluents_tines_sandbox.state.clear_journal()
 
-    # Longer than the wait task takes to start on a busy machine: its first poke must see the old state.
-    fluents_tines_sandbox.state.configure(visibility_lag=4.0)
+    def enable_after_the_first_poke() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not gets(fluents_tines_sandbox):
+            time.sleep(0.05)
+        TinesHook().update_action(90005, disabled=False)
+
+    changer = threading.Thread(target=enable_after_the_first_poke, daemon=True)
     with DAG("sensor_e2e", schedule=None) as dag:
-        enable = TinesUpdateActionOperator(task_id="enable", action_id=90005, disabled=False)
-        wait = TinesActionSensor(
+        TinesActionSensor(
             task_id="wait",
             action_id=90005,
             expected={"disabled": False},
             deferrable=True,
             poke_interval=0.3,
-            timeout=30,
+            timeout=60,
         )
-        enable >> wait
+    changer.start()
     dag_run = run_dag(dag)
-    assert task_states(dag_run) == {"enable": "success", "wait": "success"}
+    changer.join(timeout=5)
+    assert task_states(dag_run) == {"wait": "success"}
     assert xcom(dag_run, "wait")["disabled"] is False
     # the worker's first poke saw the old state, then the trigger polled until the write showed
-    assert len(gets(fluents_tines_sandbox)) >= 3
+    methods = [e["method"] for e in fluents_tines_sandbox.state.journal()]
+    assert methods[0] == "GET" and "GET" in methods[methods.index("PUT") + 1 :], methods
 
 
 class RescheduleTI:
