@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+import airflow_provider_fluents_tines
 from airflow_provider_fluents_tines.exceptions import InvalidFieldError
 from airflow_provider_fluents_tines.objects import Request
 from airflow_provider_fluents_tines.objects.fluents import FLUENTS_ACTION, FLUENTS_NUMBER
 from airflow_provider_fluents_tines.objects.tines import TINES_ACTION
 
-PACKAGE = Path(__file__).resolve().parents[3] / "airflow_provider_fluents_tines"
+# The package under test, wherever it is installed (the version matrix tests a wheel, not the source tree).
+PACKAGE = Path(airflow_provider_fluents_tines.__file__).resolve().parent
 
 
 def test_requests_address_each_kind_and_check_the_id_first():
