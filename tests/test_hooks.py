@@ -511,30 +511,6 @@ def test_test_connection_makes_one_cheap_authenticated_get(fluents_tines_sandbox
     assert not ok and "401" in message and "nope-nope-nope" not in message
 
 
-def test_retry_policy_backoff_grows_and_is_capped():
-    policy = RetryPolicy(backoff_base=1, backoff_max=8)
-    assert 0.5 <= policy.backoff(1) <= 1
-    assert 2 <= policy.backoff(3) <= 4
-    assert 4 <= policy.backoff(10) <= 8
-    assert policy.delay(1, retry_after=12.5) == 12.5
-
-
-def test_api_errors_survive_pickling_with_their_fields():
-    import pickle
-
-    error = ApiClientError(
-        service="Tines",
-        method="PUT",
-        path="/api/v1/actions/5",
-        http_status=422,
-        api_message="bad",
-        retryable=False,
-    )
-    copy = pickle.loads(pickle.dumps(error))
-    assert type(copy) is ApiClientError and isinstance(copy, AirflowFailException)
-    assert (copy.http_status, copy.path, str(copy)) == (422, "/api/v1/actions/5", str(error))
-
-
 def test_a_given_retry_policy_wins_over_the_extras_and_arguments_over_both(
     fluents_tines_sandbox, monkeypatch
 ):

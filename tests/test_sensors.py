@@ -491,3 +491,31 @@ def test_a_bad_connection_setting_in_the_trigger_fails_without_retries(fluents_t
     event = first_event(tines_trigger())
     assert event["status"] == "failed" and event["retryable"] is False
     assert event["message"].startswith("extra.timeout: must be a number")
+
+
+def test_triggers_on_one_key_share_its_budget_and_draw_no_429(fluents_tines_sandbox, monkeypatch):
+    # Three triggers polling every 50 ms for 2.5 s against a server allowing 2 reads per 1 s window:
+    # unpaced they would send ~150 reads and be refused; the shared budget keeps them inside the limit.
+    fluents_tines_sandbox.state.configure(rate_limit={"enabled": True, "limit": 2, "window": 1})
+    env = json.loads(fluents_tines_sandbox.connection_env()["AIRFLOW_CONN_TINES_DEFAULT"])
+    extra = {"requests_per_minute": 2, "rate_limit_window": 1}
+    monkeypatch.setenv("AIRFLOW_CONN_TINES_DEFAULT", json.dumps({**env, "extra": extra}))
+
+    async def wait_all():
+        triggers = [
+            tines_trigger(expected={"name": "never"}, poke_interval=0.05, end_time=time.time() + 2.5)
+            for _ in range(3)
+        ]
+
+        async def first(trigger):
+            return (await trigger.run().__anext__()).payload
+
+        return await asyncio.gather(*(first(t) for t in triggers))
+
+    events = asyncio.run(wait_all())
+    assert [e["status"] for e in events] == ["timeout"] * 3
+    # Near the deadline a poll may find no slot in time and say so; none is refused by the server.
+    failures = [e["wait_log"]["failure"] or "" for e in events]
+    assert not any("429" in f for f in failures), failures
+    assert all(e["wait_log"]["seen_at"] is not None for e in events)
+    assert 2 <= len(gets(fluents_tines_sandbox)) <= 6  # windows starting at 0, ~1.02 and ~2.04 s

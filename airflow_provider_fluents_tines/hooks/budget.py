@@ -95,40 +95,46 @@ class RequestBudget:
         the slot: the hold is waited out and a fresh slot taken.
         """
         ends = self._clock() + within
-        while True:
-            slot = self.reserve(max_wait=ends - self._clock())
-            if slot is None:
-                return False
+        while (slot := self.reserve(max_wait=ends - self._clock())) is not None:
             sleep(slot.wait)
-            held = self.held_for()
-            if held <= 0:
+            hold = self._hold_after(slot, ends)
+            if hold is None:
                 return True
-            self.release(slot)
-            if self._clock() + held > ends:
+            if hold < 0:
                 return False
-            sleep(held)
+            sleep(hold)
+        return False
 
     async def aacquire(self, within: float) -> bool:
         """:meth:`acquire` for an event loop: the waits are ``asyncio.sleep``; a cancelled wait gives its slot back."""
         import asyncio
 
         ends = self._clock() + within
-        while True:
-            slot = self.reserve(max_wait=ends - self._clock())
-            if slot is None:
-                return False
+        while (slot := self.reserve(max_wait=ends - self._clock())) is not None:
             try:
                 await asyncio.sleep(slot.wait)
             except asyncio.CancelledError:
                 self.release(slot)
                 raise
-            held = self.held_for()
-            if held <= 0:
+            hold = self._hold_after(slot, ends)
+            if hold is None:
                 return True
-            self.release(slot)
-            if self._clock() + held > ends:
+            if hold < 0:
                 return False
-            await asyncio.sleep(held)
+            await asyncio.sleep(hold)
+        return False
+
+    def _hold_after(self, slot: Slot, ends: float) -> float | None:
+        """
+        After waiting for ``slot``: None when it may start now; else the slot is given back (a
+        ``Retry-After`` arrived meanwhile) and the hold to wait out is returned, negative when it
+        outlasts ``ends``.
+        """
+        held = self.held_for()
+        if held <= 0:
+            return None
+        self.release(slot)
+        return held if self._clock() + held <= ends else -1.0
 
     def held_for(self) -> float:
         """Seconds left of a server's ``Retry-After`` hold (0 when none)."""
