@@ -194,3 +194,54 @@ def airflow_fernet() -> Any | None:
         from airflow.models.crypto import get_fernet  # type: ignore[no-redef,unused-ignore]
     fernet = get_fernet()
     return fernet if getattr(fernet, "is_encrypted", False) else None
+
+
+def seal(values: dict[str, Any], *, allow_unkept: bool, option: str) -> tuple[dict[str, Any], list[str]]:
+    """
+    ``values`` as a way back may store them: secrets Fernet-encrypted with Airflow's key.
+
+    Without a key a secret could only be kept in the clear: the fields holding one are refused
+    (an :class:`InvalidFieldError` naming them and ``option``), or with ``allow_unkept`` starred and
+    returned as the second item (a way back then cannot restore them).
+    """
+    secret_fields = [name for name, value in values.items() if sensitive_values({name: value})]
+    if not secret_fields:
+        return values, []
+    fernet = airflow_fernet()
+    if fernet is not None:
+        return encrypt_sensitive(values, fernet), []
+    if not allow_unkept:
+        from airflow_provider_fluents_tines.validation import invalid
+
+        raise invalid(
+            ", ".join(secret_fields),
+            "holds a secret a rollback would need, and Airflow has no Fernet key ([core] fernet_key) "
+            f"to keep it encrypted; set one, or pass {option}=True to change it "
+            "without a way back for that secret",
+        )
+    return redact(values), secret_fields
+
+
+def unseal(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """
+    The inverse of :func:`seal`: the values, decrypted, and the fields whose secret was not kept.
+
+    :raises ValueError: the values hold encrypted secrets and Airflow has no Fernet key now.
+    """
+    lost = [name for name, value in values.items() if REDACTED in sensitive_values({name: value})]
+    kept = {name: value for name, value in values.items() if name not in lost}
+    if not has_encrypted(kept):
+        return kept, lost
+    fernet = airflow_fernet()
+    if fernet is None:
+        raise ValueError("the stored values hold encrypted secrets and Airflow has no Fernet key now")
+    return decrypt_sensitive(kept, fernet), lost
+
+
+def without_sensitive(value: Any) -> Any:
+    """A copy of ``value`` without the entries under sensitive keys (what may be compared in the open)."""
+    if isinstance(value, Mapping):
+        return {key: without_sensitive(item) for key, item in value.items() if not is_sensitive_key(key)}
+    if isinstance(value, (list, tuple)):
+        return [without_sensitive(item) for item in value]
+    return value

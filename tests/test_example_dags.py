@@ -48,7 +48,8 @@ def test_rollout_succeeds_end_to_end(fluents_tines_sandbox, airflow_db):
     dag_run = run_dag(load("fluents_tines_rollout"))
     states = task_states(dag_run)
     assert str(dag_run.state) == "success", states
-    assert states["wait_escalation"] == "success" and states["rollback_canary"] == "skipped"
+    assert states["rollout.verify_wave_3"] == "success" and states["rollout.rollback"] == "skipped"
+    assert states["rollout.result"] == "success"
     after = restorable_state(fluents_tines_sandbox.state.snapshot())
     assert {n["inbound_agent"] for n in after["numbers"].values()} == {"agt_front_desk_v2"}
     assert after["escalation"]["disabled"] is False
@@ -64,10 +65,9 @@ def test_rollout_failure_mid_way_restores_every_object(fluents_tines_sandbox, ai
     dag_run = run_dag(load("fluents_tines_rollout"))
     states = task_states(dag_run)
     assert str(dag_run.state) == "failed"
-    assert states["route_canary"] == states["route_remaining[0]"] == states["route_remaining[1]"] == "success"
-    assert states["enable_escalation"] == "failed" and states["rollout_failed"] == "failed"
-    assert states["rollback_canary"] == states["rollback_escalation"] == "success"
-    assert states["rollback_remaining[0]"] == states["rollback_remaining[1]"] == "success"
+    assert states["rollout.apply_wave_1"] == states["rollout.apply_wave_2"] == "success"
+    assert states["rollout.apply_wave_3"] == "failed" and states["rollout.verify_wave_3"] == "upstream_failed"
+    assert states["rollout.rollback"] == "success" and states["rollout.result"] == "failed"
     assert restorable_state(state.snapshot()) == before
     number_writes = [
         e["body"]["inbound_agent"] for e in state.journal(method="POST", path="/v1/numbers/update")
@@ -134,9 +134,9 @@ def test_examples_honour_default_deferrable():
         lines = [line.split()[1:] for line in result.stdout.splitlines() if line.startswith("SENSOR ")]
         seen[setting] = dict(lines)
     assert set(seen["True"]) == {
-        "wait_canary",
-        "wait_remaining",
-        "wait_escalation",
+        "rollout.verify_wave_1",
+        "rollout.verify_wave_2",
+        "rollout.verify_wave_3",
         "wait_disabled",
         "verify_enabled",
         "wait_transfer",

@@ -30,7 +30,7 @@ class ObjectKind(ABC):
     Kinds are stateless: each module keeps one instance per kind (``TINES_ACTION``...).
     """
 
-    #: names the kind in trigger kwargs (``"tines.action"``; see ``triggers.state.KINDS``).
+    #: names the kind in trigger kwargs (``"tines.action"``; see ``objects.KINDS``).
     key: ClassVar[str]
     #: the API's name, for messages.
     service: ClassVar[str]

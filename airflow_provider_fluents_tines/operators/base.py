@@ -22,13 +22,11 @@ from airflow_provider_fluents_tines.matching import (
 from airflow_provider_fluents_tines.object_task import ObjectTaskMixin
 from airflow_provider_fluents_tines.redaction import (
     REDACTED,
-    airflow_fernet,
-    decrypt_sensitive,
-    encrypt_sensitive,
-    has_encrypted,
     redact,
+    seal,
     sensitive_values,
     shown_value,
+    unseal,
 )
 
 if TYPE_CHECKING:
@@ -308,24 +306,14 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
 
     def _sealed(self, previous: dict[str, Any]) -> dict[str, Any]:
         """Previous values with their secrets Fernet-encrypted, or redacted with the opt-in."""
-        secret_fields = [name for name, value in previous.items() if sensitive_values({name: value})]
-        if not secret_fields:
-            return previous
-        fernet = airflow_fernet()
-        if fernet is not None:
-            return encrypt_sensitive(previous, fernet)
-        if not self.allow_unrestorable_secrets:
-            raise validation.invalid(
-                ", ".join(secret_fields),
-                "holds a secret a rollback would need, and Airflow has no Fernet key ([core] fernet_key) "
-                "to keep it encrypted; set one, or pass allow_unrestorable_secrets=True to change it "
-                "without a way back for that secret",
-            )
-        self.log.warning(
-            "No Fernet key: the old secrets of %s are not kept; a rollback cannot restore them.",
-            secret_fields,
+        sealed, unkept = seal(
+            previous, allow_unkept=self.allow_unrestorable_secrets, option="allow_unrestorable_secrets"
         )
-        return redact(previous)
+        if unkept:
+            self.log.warning(
+                "No Fernet key: the old secrets of %s are not kept; a rollback cannot restore them.", unkept
+            )
+        return sealed
 
     def _restored_fields(
         self, context: Context, object_id: Any
@@ -355,21 +343,17 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
 
     def _unsealed(self, fields: dict[str, Any]) -> dict[str, Any]:
         """The inverse of :meth:`_sealed`; a secret that was not kept makes its field unrestorable."""
-        lost = [name for name, value in fields.items() if REDACTED in sensitive_values({name: value})]
+        try:
+            values, lost = unseal(fields)
+        except ValueError as err:
+            raise validation.invalid("restore_from", str(err)) from None
         if lost:
             raise validation.invalid(
                 "restore_from",
                 f"the old secrets in {', '.join(lost)} were not kept (no Fernet key when {self.restore_from!r} "
                 "ran): restore them by hand",
             )
-        if not has_encrypted(fields):
-            return fields
-        fernet = airflow_fernet()
-        if fernet is None:
-            raise validation.invalid(
-                "restore_from", "the previous values hold encrypted secrets and Airflow has no Fernet key now"
-            )
-        return decrypt_sensitive(fields, fernet)
+        return values
 
     def _log_diff(self, object_id: Any, changes: list[Difference]) -> None:
         if changes:

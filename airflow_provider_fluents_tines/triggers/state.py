@@ -13,9 +13,7 @@ from asgiref.sync import sync_to_async
 from airflow_provider_fluents_tines.exceptions import ApiRequestError, InvalidFieldError
 from airflow_provider_fluents_tines.hooks.settings import check_hook_params
 from airflow_provider_fluents_tines.matching import FieldDifference
-from airflow_provider_fluents_tines.objects import ObjectKind
-from airflow_provider_fluents_tines.objects.fluents import FLUENTS_ACTION, FLUENTS_NUMBER
-from airflow_provider_fluents_tines.objects.tines import TINES_ACTION
+from airflow_provider_fluents_tines.objects import KINDS
 from airflow_provider_fluents_tines.redaction import redact, shown_value
 from airflow_provider_fluents_tines.triggers.events import (
     FAILED,
@@ -31,8 +29,7 @@ if TYPE_CHECKING:
     from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
 
 
-#: The kinds a trigger can wait on, by the key its kwargs carry (``ObjectKind.key``).
-KINDS: dict[str, ObjectKind] = {kind.key: kind for kind in (FLUENTS_ACTION, FLUENTS_NUMBER, TINES_ACTION)}
+__all__ = ["KINDS", "ObjectStateTrigger"]  # KINDS: the kinds a trigger can wait on, by their key
 
 
 class ObjectStateTrigger(BaseTrigger):

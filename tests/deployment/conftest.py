@@ -435,6 +435,7 @@ def airflow(
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             # Read by the example DAGs at parse time (dag-processor, scheduler and workers).
             "FLUENTS_TINES_POKE_INTERVAL": "2",
+            "FLUENTS_TINES_SETTLE_SECONDS": "4",
         }
     )
     logs = work_dir / "logs"

@@ -54,17 +54,16 @@ STANDARD_FIELDS = ("host", "login", "schema", "port", "password")
 SERVER_MANAGED_FIELDS = frozenset({"updated_at"})
 
 ROLLOUT_FORWARD = (
-    "remaining_numbers",
-    "plan_canary",
-    "plan_escalation",
-    "route_canary",
-    "wait_canary",
-    "route_remaining",
-    "wait_remaining",
-    "enable_escalation",
-    "wait_escalation",
+    "desired_state",
+    "rollout.plan",
+    "rollout.approve",
+    "rollout.apply_wave_1",
+    "rollout.verify_wave_1",
+    "rollout.apply_wave_2",
+    "rollout.verify_wave_2",
+    "rollout.apply_wave_3",
+    "rollout.verify_wave_3",
 )
-ROLLOUT_ROLLBACK = ("rollback_escalation", "rollback_remaining", "rollback_canary")
 ROLLOUT_NUMBERS = ("+14155550101", "+14155550102", "+14155550103")
 MAINTENANCE_ACTIONS = (90003, 90006)
 TRANSFER_ACTION = "3f2b6c1e-8d4a-4f7b-9e21-6a0c5d9b7e11"
@@ -366,17 +365,9 @@ def test_form_saved_connection_runs_a_task(airflow: Deployment, connection_form:
 
 def test_rollout_succeeds(airflow: Deployment, example_runs: dict[str, tuple[str, str]]) -> None:
     dag_id, run_id = example_runs["rollout"]
-    expected = dict.fromkeys(ROLLOUT_FORWARD, "success")
-    expected |= dict.fromkeys((*ROLLOUT_ROLLBACK, "rollout_failed"), "skipped")
-    run_and_check(
-        airflow,
-        dag_id,
-        run_id,
-        run_state="success",
-        expected=expected,
-        expanded={"route_remaining": 2, "wait_remaining": 2},
-        sensors=4,
-    )
+    expected = dict.fromkeys((*ROLLOUT_FORWARD, "rollout.result"), "success")
+    expected["rollout.rollback"] = "skipped"
+    run_and_check(airflow, dag_id, run_id, run_state="success", expected=expected, expanded={}, sensors=3)
     state = airflow.sandbox.admin.state()
     for number in ROLLOUT_NUMBERS:
         assert state["fluents"]["numbers"][number]["inbound_agent"] == "agt_front_desk_v2"
@@ -435,23 +426,22 @@ def test_rollout_rolls_back_after_a_persistent_tines_write_fault(
 
     run_id = airflow.trigger("fluents_tines_rollout")
     expected = dict.fromkeys(ROLLOUT_FORWARD[:7], "success")
-    expected |= {"enable_escalation": "failed", "wait_escalation": "upstream_failed"}
-    expected |= dict.fromkeys(ROLLOUT_ROLLBACK, "success")
-    expected["rollout_failed"] = "failed"
+    expected |= {"rollout.apply_wave_3": "failed", "rollout.verify_wave_3": "upstream_failed"}
+    expected |= {"rollout.rollback": "success", "rollout.result": "failed"}
     run_and_check(
         airflow,
         "fluents_tines_rollout",
         run_id,
         run_state="failed",
         expected=expected,
-        expanded={"route_remaining": 2, "wait_remaining": 2, "rollback_remaining": 2},
-        sensors=3,
+        expanded={},
+        sensors=2,
     )
     after = sandbox.state()
     sandbox.clear_faults()
 
     # The run did change every number and did try the Tines write, so the equality below is earned.
-    assert sandbox.journal(method="PUT", path="/api/v1/actions/90005"), "enable_escalation never wrote"
+    assert sandbox.journal(method="PUT", path="/api/v1/actions/90005"), "apply_wave_3 never wrote"
     number_writes = sandbox.journal(method="POST", path="/v1/numbers/update")
     for number in ROLLOUT_NUMBERS:
         assert writes_to_number(number_writes, number) == 2, f"{number}: expected a write and its restore"

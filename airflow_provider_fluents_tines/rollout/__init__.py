@@ -1,0 +1,12 @@
+"""
+Rollouts: many objects of both APIs changed in waves, with a plan and snapshot first, verification
+after each wave, and a rollback that restores exactly what the rollout changed. See the README
+("Rollouts") and :class:`Rollout`.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_fluents_tines.rollout.changes import Change, load_changes
+from airflow_provider_fluents_tines.rollout.group import Rollout
+
+__all__ = ["Change", "Rollout", "load_changes"]

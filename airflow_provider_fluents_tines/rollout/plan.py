@@ -1,0 +1,153 @@
+"""
+The plan of a rollout and the way back from it, as pure functions over objects already read: what
+each change alters, the snapshot that restores it, and what a rollback must write. No requests,
+no Airflow: the tasks in ``rollout.tasks`` read and write around these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple, TypedDict
+
+from airflow_provider_fluents_tines.matching import FieldDifference, differences, leaf_differences
+from airflow_provider_fluents_tines.redaction import redact
+from airflow_provider_fluents_tines.rollout.changes import Change
+from airflow_provider_fluents_tines.validation import Problem, raise_for
+
+#: A plan entry's status: the object differs from the desired state, or shows it already.
+CHANGE, IN_STATE = "change", "in_state"
+
+
+class PlanEntry(TypedDict):
+    """One object in the plan (pushed to XCom; values shown starred, the snapshot sealed)."""
+
+    key: str
+    kind: str
+    id: Any
+    #: 1-based wave number.
+    wave: int
+    #: :meth:`Change.digest` of the desired state the plan was made for.
+    digest: str
+    status: str
+    #: what will change, field by field (secrets starred).
+    diff: list[FieldDifference]
+    #: field -> its value before the rollout, for every field the rollback may write (secrets sealed).
+    snapshot: dict[str, Any]
+    #: field -> why the rollback cannot restore it.
+    unrestorable: dict[str, str]
+
+
+class Plan(TypedDict):
+    """What the plan task returns: every object, in wave order, and the wave sizes."""
+
+    entries: list[PlanEntry]
+    waves: list[int]
+    #: when the snapshot was taken (ISO 8601) and by which try of the plan task.
+    taken_at: str
+    taken_by_try: int
+
+
+def plan_entry(change: Change, current: Mapping[str, Any], wave: int, where: str) -> PlanEntry:
+    """
+    The plan of one change against the object as read: its diff and its snapshot (the values the
+    way back needs, ``null`` included), with the fields the API cannot take back set apart.
+
+    :param where: names the change in errors (``changes[3]``).
+    :raises InvalidFieldError: the change breaks a rule the object as read decides (its type), or
+        the body it would send breaks one.
+    """
+    kind = change.object_kind
+    fields = dict(change.fields)
+    _raise_at(where, kind.update_problems(fields, current=current, complete=False))
+    observed = kind.normalize(current)
+    found = differences(fields, observed, subset=False)
+    _raise_at(where, kind.update_problems(kind.complete_body(fields, current), current=current))
+    changed = [difference.path for difference in found]
+    names = kind.restored_fields(changed, observed)
+    snapshot = {name: observed[name] for name in names if name in observed}
+    unrestorable = kind.unrestorable(snapshot)
+    for name in unrestorable:
+        del snapshot[name]
+    for name in names:
+        if name not in observed:
+            unrestorable[name] = "is not shown by the API, so its value before the rollout is unknown"
+    return {
+        "key": change.key,
+        "kind": change.kind,
+        "id": change.id,
+        "wave": wave,
+        "digest": change.digest(),
+        "status": CHANGE if found else IN_STATE,
+        "diff": [redact(difference.as_dict()) for difference in leaf_differences(found)],
+        "snapshot": snapshot,
+        "unrestorable": unrestorable,
+    }
+
+
+def _raise_at(where: str, problems: list[Problem]) -> None:
+    raise_for([Problem(f"{where}.fields.{problem.field}", problem.rule) for problem in problems])
+
+
+class Restore(NamedTuple):
+    """What a rollback does to one object, as it shows now."""
+
+    #: field -> snapshot value to write (with the fields the API takes only together with them).
+    body: dict[str, Any]
+    #: field -> why it is left alone (someone else changed it, or it goes only with such a field).
+    conflicts: dict[str, str]
+    #: the fields that show a value the rollout wrote (they need restoring).
+    ours: list[str]
+
+
+def restore(
+    change: Change, snapshot: Mapping[str, Any], observed: Mapping[str, Any], *, overwrite: bool = False
+) -> Restore:
+    """
+    Read-compare-write, the compare: each snapshot field that shows the value the rollout wrote is
+    restored; one that shows neither that nor its snapshot value was changed by someone else and is
+    left alone (with ``overwrite``, restored anyway). Both compared with the sensors' matcher.
+
+    :param snapshot: the plan's snapshot for the object, unsealed.
+    :param observed: the object as read now, normalized by its kind.
+    """
+    kind = change.object_kind
+    # The snapshot names the restored form of each desired field (Tines source_ids -> links_to_sources).
+    written_as: dict[str, str] = {}
+    for name in change.fields:
+        restored_names = kind.restored_fields([name], snapshot)
+        if restored_names:
+            written_as.setdefault(restored_names[0], name)
+
+    def shows(name: str, value: Any) -> bool:
+        return not differences({name: value}, observed, subset=True)
+
+    ours: list[str] = []
+    conflicts: dict[str, str] = {}
+    to_write: list[str] = []
+    for name, old in snapshot.items():
+        if shows(name, old):
+            continue
+        desired_name = written_as.get(name)
+        if desired_name is not None and shows(desired_name, change.fields[desired_name]):
+            ours.append(name)
+            to_write.append(name)
+        elif overwrite:
+            to_write.append(name)
+        else:
+            conflicts[name] = "changed by someone else since the rollout wrote it"
+    companions = kind.companion_fields
+    pending = list(conflicts)
+    while pending:  # a field the API takes only together with a conflicting one stays too
+        name = pending.pop()
+        for other in to_write:
+            if other not in conflicts and (
+                name in companions.get(other, ()) or other in companions.get(name, ())
+            ):
+                conflicts[other] = f"is restored only together with {name}, which is left alone"
+                pending.append(other)
+    to_write = [name for name in to_write if name not in conflicts]
+    for name in list(to_write):  # the API takes these only with their companions: send those too
+        for other in companions.get(name, ()):
+            if other in snapshot and other not in to_write and other not in conflicts:
+                to_write.append(other)
+    return Restore({name: snapshot[name] for name in to_write}, conflicts, ours)
