@@ -41,8 +41,10 @@ class Difference(NamedTuple):
 
     def as_dict(self) -> FieldDifference:
         """The difference for XCom, trigger events and messages: values under sensitive keys redacted."""
+        # A field absent on either side (missing before, or removed by the write) is None: JSON has no "absent".
         observed = None if self.observed is MISSING else self.observed
-        return {"field": self.path, "current": self._shown(observed), "requested": self._shown(self.expected)}
+        expected = None if self.expected is MISSING else self.expected
+        return {"field": self.path, "current": self._shown(observed), "requested": self._shown(expected)}
 
     def _shown(self, value: Any) -> Any:
         if value is MISSING or value is None:

@@ -157,12 +157,19 @@ class Rollout:
                 task >> self.result
             self.rollback >> self.result
 
+    @property
+    def verified(self) -> Any:
+        """The last wave's verification: every change applied and showing once it succeeds."""
+        return self.verifies[-1]
+
     def guard(self, *tasks: Any) -> None:
         """
-        Roll back when one of ``tasks`` (wired after the rollout, a smoke test for example) fails:
-        the rollback and the result wait for them and count their failures.
+        Run ``tasks`` (a smoke test, say) after the last wave is verified, and roll back when one of
+        them fails: the rollback and the result wait for them and count their failures. Tasks that
+        must run later than that can be wired to them; guard only the ones whose failure rolls back.
         """
         for task in tasks:
+            self.verified >> task
             task >> self.rollback
             task >> self.result
 

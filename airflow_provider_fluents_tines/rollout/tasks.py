@@ -575,7 +575,10 @@ class RolloutRollbackOperator(RolloutTask):
         self.log.info("Rollback report:\n%s", report.report_table(rows))
         left = [row for row in rows if row["status"] not in (RESTORED, UNTOUCHED)]
         if left:
-            raise AirflowFailException(
+            # Only failed requests are worth a retry of the rollback (it is idempotent): conflicts,
+            # unrestorable and unsettled fields would come out the same.
+            retryable = any(row["status"] == FAILED and row.get("retryable") for row in left)
+            raise (AirflowException if retryable else AirflowFailException)(
                 f"The rollback left {len(left)} object(s) not at their snapshot: "
                 + "; ".join(f"{row['key']} {row['status']}: {row['message']}" for row in left)[:3000]
             )
@@ -601,7 +604,8 @@ class RolloutRollbackOperator(RolloutTask):
 
     def _roll_back(self, paired: list[tuple[PlanEntry, Change]], applied: set[str]) -> list[dict[str, Any]]:
         state: dict[str, dict[str, Any]] = {
-            entry["key"]: {"wrote": False, "ours": [], "conflicts": {}, "error": ""} for entry, _ in paired
+            entry["key"]: {"wrote_at": None, "ours": [], "conflicts": {}, "error": "", "retryable": False}
+            for entry, _ in paired
         }
         snapshots = {}
         for entry, _ in paired:
@@ -609,11 +613,23 @@ class RolloutRollbackOperator(RolloutTask):
             for name in lost:
                 entry["unrestorable"].setdefault(name, "holds a secret not kept (no Fernet key)")
         settle = self.settle_window([change.object_kind for _, change in paired])
+        started = time.monotonic()
         self._pass(paired, snapshots, state, write=True)
         ends = time.monotonic() + settle
-        self.log.info("Restored; watching for late writes for %.0f s.", settle)
-        while time.monotonic() < ends:
-            time.sleep(max(0.0, min(self.settle_interval, ends - time.monotonic())))
+        # A restore must have time to show before it is judged; a value that keeps moving is not
+        # chased past twice the window.
+        hard_end = ends + settle + self.visibility_lag
+        self.log.info(
+            "First pass done in %.1f s; watching for late writes for %.0f s.", ends - settle - started, settle
+        )
+        while True:
+            writes = [record["wrote_at"] for record in state.values() if record["wrote_at"] is not None]
+            if writes:
+                ends = min(hard_end, max(ends, max(writes) + self.visibility_lag))
+            left = ends - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(self.settle_interval, left))
             self._pass(paired, snapshots, state, write=True)
         self._pass(paired, snapshots, state, write=False)  # what is left, after the last restore
         rows = []
@@ -625,14 +641,14 @@ class RolloutRollbackOperator(RolloutTask):
             if record["error"]:
                 status, message = FAILED, record["error"]
             elif record["ours"]:
-                status, message = UNSETTLED, f"{', '.join(record['ours'])} still show(s) the rollout's value"
+                status, message = UNSETTLED, f"{', '.join(record['ours'])} still differ(s) from the snapshot"
             elif record["conflicts"]:
                 status = CONFLICT
                 message = "; ".join(f"{name} {why}" for name, why in record["conflicts"].items())
             elif changed_unrestorable:
                 status = UNRESTORABLE
                 message = "; ".join(f"{name} {entry['unrestorable'][name]}" for name in changed_unrestorable)
-            elif record["wrote"] or entry["key"] in applied:
+            elif record["wrote_at"] is not None or entry["key"] in applied:
                 status, message = RESTORED, ""
             else:
                 status, message = UNTOUCHED, ""
@@ -642,6 +658,7 @@ class RolloutRollbackOperator(RolloutTask):
                     "status": status,
                     "fields": sorted(entry["snapshot"]),
                     "message": message,
+                    "retryable": status == FAILED and record["retryable"],
                 }
             )
         return rows
@@ -654,33 +671,54 @@ class RolloutRollbackOperator(RolloutTask):
         *,
         write: bool,
     ) -> None:
-        """Read every object once; restore (with ``write``) each field showing the rollout's value."""
+        """
+        Read every object once; restore (with ``write``) each field showing the rollout's value. An
+        object restored less than ``visibility_lag`` ago is not read: a read may not show the restore yet.
+        """
         for entry, change in paired:
             record = state[entry["key"]]
+            if (
+                write
+                and record["wrote_at"] is not None
+                and time.monotonic() - record["wrote_at"] < self.visibility_lag
+            ):
+                continue
             kind = change.object_kind
             try:
                 current = self.read(change)
-                observed = kind.normalize(current)
-                decision = restore(
-                    change, snapshots[entry["key"]], observed, overwrite=self.on_conflict == "overwrite"
-                )
-                record["conflicts"] = decision.conflicts
-                record["ours"] = decision.ours if not write or not decision.body else []
-                record["observed_changed"] = {
-                    name: not differences({name: change.fields[name]}, observed, subset=True)
-                    for name in entry["unrestorable"]
-                    if name in change.fields
-                }
-                if write and decision.body:
-                    body = kind.complete_body(decision.body, current)
-                    kind.check_update(body, current=current)
-                    self.hook_for(kind).send(kind.update_request(change.id), json_body=body)
-                    record["wrote"] = True
-                    self.log.info("%s: restored %s.", entry["key"], ", ".join(sorted(decision.body)))
-                record["error"] = ""
+            except ApiRequestError as err:
+                record["error"], record["retryable"] = str(err), err.retryable
+                self.log.warning("%s: %s", entry["key"], err)
+                continue
+            observed = kind.normalize(current)
+            decision = restore(
+                change, snapshots[entry["key"]], observed, overwrite=self.on_conflict == "overwrite"
+            )
+            record["conflicts"] = decision.conflicts
+            # The fields still to restore: the rollout's values (and, with overwrite, anyone's).
+            record["ours"] = sorted(decision.body)
+            record["observed_changed"] = {
+                name: not differences({name: change.fields[name]}, observed, subset=True)
+                for name in entry["unrestorable"]
+                if name in change.fields
+            }
+            if not decision.body:
+                record["error"] = ""  # nothing left to write: an earlier failed write no longer matters
+                continue
+            if not write:
+                continue
+            try:
+                body = kind.complete_body(decision.body, current)
+                kind.check_update(body, current=current)
+                self.hook_for(kind).send(kind.update_request(change.id), json_body=body)
             except (ApiRequestError, InvalidFieldError) as err:
                 record["error"] = str(err)
+                record["retryable"] = isinstance(err, ApiRequestError) and err.retryable
                 self.log.warning("%s: %s", entry["key"], err)
+                continue
+            record["wrote_at"] = time.monotonic()
+            record["ours"], record["error"] = [], ""
+            self.log.info("%s: restored %s.", entry["key"], ", ".join(sorted(decision.body)))
 
 
 class RolloutResultOperator(RolloutTask):

@@ -1,0 +1,301 @@
+"""
+Rollouts end to end: real DAGs through dag.test() against the sandbox and its faults, every task
+given retries as production DAGs have them. The sandbox's journal and its state are the witnesses:
+after each case every object is at its snapshot value or reported as conflict, unrestorable or
+unsettled, and never silently changed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from airflow_provider_fluents_tines.rollout import Change, Rollout
+from airflow_provider_fluents_tines.rollout.tasks import REPORT_XCOM_KEY, RESULTS_XCOM_KEY, TABLE_XCOM_KEY
+from airflow_provider_fluents_tines.sandbox import default_seed
+
+from .dag_runner import run_dag, task_states, xcom
+
+NUMBERS = ("+14155550101", "+14155550102", "+14155550103")
+RETRIES = {"retries": 2, "retry_delay": timedelta(seconds=0)}
+FAST_HOOK = {"timeout": 1.0, "max_attempts": 2, "max_retry_wait": 1.0}
+
+
+def numbers_to(agent: str, numbers: tuple[str, ...] = NUMBERS) -> list[Change]:
+    return [Change("fluents.number", number, {"inbound_agent": agent}) for number in numbers]
+
+
+def rollout_dag(dag_id: str, changes: Any, *, after=None, **options: Any):
+    """A DAG holding one rollout (and, with ``after``, a guarded task made by that callable)."""
+    from airflow.sdk import DAG
+
+    options.setdefault("waves", [1, 1.0])
+    options.setdefault("poke_interval", 0.2)
+    options.setdefault("verify_timeout", 20)
+    options.setdefault("settle_seconds", 1.0)
+    options.setdefault("hook_params", FAST_HOOK)
+    options.setdefault("deferrable", False)
+    with DAG(dag_id, schedule=None, default_args=RETRIES) as dag:
+        rollout = Rollout(changes=changes, **options)
+        if after is not None:
+            rollout.guard(after())
+    return dag
+
+
+def agents(state) -> dict[str, Any]:
+    numbers = state.snapshot()["fluents"]["numbers"]
+    return {number: numbers[number]["inbound_agent"] for number in NUMBERS}
+
+
+def report_of(dag_run) -> dict[str, str]:
+    return {row["key"]: row["status"] for row in xcom(dag_run, "rollout.rollback", REPORT_XCOM_KEY) or []}
+
+
+def number_writes(state, number: str) -> list[Any]:
+    """The inbound agents written to ``number``, in order (answered or not)."""
+    return [
+        entry["body"].get("inbound_agent")
+        for entry in state.journal(method="POST", path="/v1/numbers/update")
+        if parse_qs(entry["query"]).get("phone_number") == [number]
+    ]
+
+
+def failing_task():
+    from airflow.sdk import task
+
+    @task(retries=0)
+    def smoke_test():
+        raise RuntimeError("the smoke test after the rollout failed")
+
+    return smoke_test()
+
+
+# ---- the forward path ----------------------------------------------------------------------------
+
+
+def test_a_rollout_plans_applies_in_waves_and_verifies(fluents_tines_sandbox, airflow_db):
+    state = fluents_tines_sandbox.state
+    changes = [
+        *numbers_to("agt_front_desk_v2"),
+        Change("tines.action", 90005, {"disabled": False, "options": {"subject": "New subject"}}),
+    ]
+    dag_run = run_dag(rollout_dag("rollout_forward", changes, waves=[1, 0.5, 1.0]))
+    states = task_states(dag_run)
+    assert str(dag_run.state) == "success", states
+    assert states["rollout.rollback"] == "skipped" and states["rollout.result"] == "success"
+    plan = xcom(dag_run, "rollout.plan")
+    assert plan["waves"] == [1, 2, 1]
+    entry = plan["entries"][0]
+    assert entry["key"] == "fluents.number:+14155550101" and entry["snapshot"] == {
+        "inbound_agent": "agt_front_desk_v1"
+    }
+    tines = plan["entries"][3]
+    assert tines["snapshot"]["disabled"] is True and tines["snapshot"]["options"]["subject"]
+    assert "inbound_agent" in xcom(dag_run, "rollout.plan", TABLE_XCOM_KEY)
+    assert [r["status"] for r in xcom(dag_run, "rollout.apply_wave_2", RESULTS_XCOM_KEY)] == ["applied"] * 2
+    assert set(agents(state).values()) == {"agt_front_desk_v2"}
+    assert state.snapshot()["tines"]["actions"][90005]["options"]["subject"] == "New subject"
+    # Each object written once; reads, writes and verification reads of the actions all paced by one budget.
+    assert len(state.journal(method="PUT", path="/api/v1/actions/90005")) == 1
+    assert all(len(number_writes(state, number)) == 1 for number in NUMBERS)
+
+
+def test_an_invalid_change_writes_nothing_and_names_it(fluents_tines_sandbox, airflow_db):
+    changes = [*numbers_to("agt_front_desk_v2"), {"kind": "tines.action", "id": 90005, "fields": "{{ 'x' }}"}]
+    with pytest.raises(Exception, match=r"changes\[3\]\.fields"):
+        rollout_dag("rollout_invalid_literal", changes)
+    bad_type = [*numbers_to("agt_front_desk_v2"), Change("tines.action", 90005, {"num_runs_to_save": 5})]
+    dag_run = run_dag(rollout_dag("rollout_invalid_type", bad_type))
+    assert task_states(dag_run)["rollout.plan"] == "failed"
+    assert str(dag_run.state) == "failed"
+    assert fluents_tines_sandbox.state.journal(method="POST") == []
+    assert fluents_tines_sandbox.state.journal(method="PUT") == []
+
+
+# ---- the way back ----------------------------------------------------------------------------------
+
+
+def test_a_failed_smoke_test_rolls_every_wave_back(fluents_tines_sandbox, airflow_db):
+    state = fluents_tines_sandbox.state
+    before = agents(state)
+    dag_run = run_dag(rollout_dag("rollout_guarded", numbers_to("agt_front_desk_v2"), after=failing_task))
+    states = task_states(dag_run)
+    assert str(dag_run.state) == "failed"
+    assert states["rollout.verify_wave_2"] == "success" and states["smoke_test"] == "failed"
+    assert states["rollout.rollback"] == "success" and states["rollout.result"] == "failed"
+    assert agents(state) == before
+    assert set(report_of(dag_run).values()) == {"restored"}
+    for number in NUMBERS:
+        assert number_writes(state, number) == ["agt_front_desk_v2", "agt_front_desk_v1"]
+
+
+def test_a_task_retry_after_a_landed_write_still_rolls_it_back(fluents_tines_sandbox, airflow_db):
+    """Try 1's write times out after the server applied it; try 2 finds it done; the snapshot still holds."""
+    state = fluents_tines_sandbox.state
+    before = agents(state)
+    # The canary's write lands 2 s after the request, past the hook's 1 s timeout (one attempt).
+    state.add_fault(method="POST", path="/v1/numbers/update", delay=2.0, count=1)
+    hook = {"timeout": 1.0, "max_attempts": 1, "max_retry_wait": 0}
+    dag = rollout_dag(
+        "rollout_retry",
+        numbers_to("agt_front_desk_v2"),
+        after=failing_task,
+        hook_params=hook,
+        task_kwargs={
+            "retries": 2,
+            "retry_delay": timedelta(seconds=3),
+        },  # try 2 starts after the write landed
+    )
+    dag_run = run_dag(dag)
+    states = task_states(dag_run)
+    assert states["rollout.apply_wave_1"] == "success" and states["smoke_test"] == "failed"
+    ti = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "rollout.apply_wave_1")
+    assert ti.try_number >= 2, "the first try was meant to fail on the late answer"
+    assert [r["status"] for r in xcom(dag_run, "rollout.apply_wave_1", RESULTS_XCOM_KEY)] == [
+        "already_in_state"
+    ]
+    assert agents(state) == before
+    assert report_of(dag_run)[f"fluents.number:{NUMBERS[0]}"] == "restored"
+
+
+def test_a_write_landing_late_is_restored_inside_the_settle_window(fluents_tines_sandbox, airflow_db):
+    state = fluents_tines_sandbox.state
+    before = agents(state)
+    # Wave 2's first write answers after 3 s (it lands then); the hook gives up after 1 s, the task fails.
+    state.add_fault(method="POST", path="/v1/numbers/update", delay=3.0, count=1)
+    hook = {"timeout": 1.0, "max_attempts": 1, "max_retry_wait": 0}
+    dag = rollout_dag(
+        "rollout_late",
+        numbers_to("agt_front_desk_v2", NUMBERS[:1]),
+        hook_params=hook,
+        waves=[1],
+        settle_seconds=5.0,
+        task_kwargs={"retries": 0},
+    )
+    dag_run = run_dag(dag)
+    states = task_states(dag_run)
+    assert states["rollout.apply_wave_1"] == "failed" and states["rollout.rollback"] == "success", states
+    assert agents(state) == before
+    # The late write landed after the rollback's first read, and was restored after it.
+    assert number_writes(state, NUMBERS[0]) == ["agt_front_desk_v2", "agt_front_desk_v1"]
+    assert report_of(dag_run) == {f"fluents.number:{NUMBERS[0]}": "restored"}
+
+
+def test_a_second_write_failing_stops_the_wave_and_rolls_back_the_first(fluents_tines_sandbox, airflow_db):
+    state = fluents_tines_sandbox.state
+    before = agents(state)
+    dag = rollout_dag("rollout_second_fails", numbers_to("agt_front_desk_v2"), waves=[3])
+    # Faults match by path: the first number's write goes through, the second's is answered 503 on
+    # each of its 6 attempts (2 per hook call, 3 tries of the task); the rollback's write gets through.
+    state.add_fault(method="POST", path="/v1/numbers/update", delay=0.01, count=1)
+    state.add_fault(method="POST", path="/v1/numbers/update", status=503, count=6)
+    dag_run = run_dag(dag)
+    states = task_states(dag_run)
+    assert states["rollout.apply_wave_1"] == "failed" and states["rollout.result"] == "failed"
+    results = xcom(dag_run, "rollout.apply_wave_1", RESULTS_XCOM_KEY)
+    assert [r["status"] for r in results] == ["already_in_state", "failed", "not_attempted"]
+    assert "503" in results[1]["message"]
+    state.clear_faults()
+    assert agents(state) == before
+    assert number_writes(state, NUMBERS[2]) == [], "the third number was never to be written"
+    report = report_of(dag_run)
+    assert report[f"fluents.number:{NUMBERS[0]}"] == "restored"
+    assert report[f"fluents.number:{NUMBERS[2]}"] == "untouched"
+
+
+def test_a_verification_timeout_rolls_back(fluents_tines_sandbox, airflow_db):
+    state = fluents_tines_sandbox.state
+    before = agents(state)
+    # Writes show 3 s after they land: the verification gives up first, and the rollback's first
+    # read still shows the old value; its settle window (the lag and more) sees the write and undoes it.
+    state.configure(visibility_lag=3.0)
+    dag = rollout_dag(
+        "rollout_verify_timeout",
+        numbers_to("agt_front_desk_v2", NUMBERS[:1]),
+        waves=[1],
+        verify_timeout=1,
+        visibility_lag=3.0,
+        settle_seconds=4.0,
+    )
+    dag_run = run_dag(dag)
+    states = task_states(dag_run)
+    state.configure(visibility_lag=0.0)
+    assert states["rollout.verify_wave_1"] == "failed" and states["rollout.rollback"] in ("success", "failed")
+    assert agents(state) == before
+
+
+def test_someone_elses_change_is_left_alone_and_reported(fluents_tines_sandbox, airflow_db):
+    state = fluents_tines_sandbox.state
+
+    def colleague_then_fail():
+        from airflow.sdk import task
+
+        @task(retries=0)
+        def colleague_edits_then_smoke_test_fails():
+            state.update_fluents_number(NUMBERS[0], {"inbound_agent": "agt_after_hours"})
+            raise RuntimeError("smoke test failed")
+
+        return colleague_edits_then_smoke_test_fails()
+
+    dag_run = run_dag(
+        rollout_dag("rollout_conflict", numbers_to("agt_front_desk_v2"), after=colleague_then_fail)
+    )
+    report = report_of(dag_run)
+    assert report[f"fluents.number:{NUMBERS[0]}"] == "conflict"
+    assert report[f"fluents.number:{NUMBERS[1]}"] == report[f"fluents.number:{NUMBERS[2]}"] == "restored"
+    assert task_states(dag_run)["rollout.rollback"] == "failed" and str(dag_run.state) == "failed"
+    assert agents(state) == {
+        NUMBERS[0]: "agt_after_hours",
+        NUMBERS[1]: "agt_front_desk_v1",
+        NUMBERS[2]: "agt_front_desk_v1",
+    }
+
+
+def test_a_null_old_value_is_refused_by_the_plan_unless_opted_in(fluents_tines_sandbox, airflow_db):
+    state = fluents_tines_sandbox.state
+    seed = default_seed()
+    seed["fluents"]["numbers"][0]["label"] = None
+    state.reset(seed)
+    changes = [Change("fluents.number", NUMBERS[0], {"label": "Canary line"})]
+    dag_run = run_dag(rollout_dag("rollout_null_refused", changes, waves=[1]))
+    assert task_states(dag_run)["rollout.plan"] == "failed"
+    assert state.journal(method="POST") == []
+
+    dag_run = run_dag(
+        rollout_dag("rollout_null_allowed", changes, waves=[1], allow_unrestorable=True, after=failing_task)
+    )
+    assert report_of(dag_run) == {f"fluents.number:{NUMBERS[0]}": "unrestorable"}
+    assert str(dag_run.state) == "failed"
+
+
+def test_the_rollback_retried_restores_once_the_api_answers(fluents_tines_sandbox, airflow_db):
+    state = fluents_tines_sandbox.state
+    before = agents(state)
+
+    def break_writes_then_fail():
+        from airflow.sdk import task
+
+        @task(retries=0)
+        def smoke_test_fails_and_the_api_errs():
+            # The rollback's first try meets 503s (the hook's two attempts); its second try gets through.
+            state.add_fault(method="POST", path="/v1/numbers/update", status=503, count=2)
+            raise RuntimeError("smoke test failed")
+
+        return smoke_test_fails_and_the_api_errs()
+
+    dag = rollout_dag(
+        "rollout_rollback_retry",
+        numbers_to("agt_front_desk_v2", NUMBERS[:1]),
+        waves=[1],
+        settle_seconds=0.0,
+        visibility_lag=0.0,
+        after=break_writes_then_fail,
+    )
+    dag_run = run_dag(dag)
+    ti = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "rollout.rollback")
+    assert ti.state == "success" and ti.try_number == 2
+    assert agents(state) == before
+    assert number_writes(state, NUMBERS[0]) == ["agt_front_desk_v2"] + ["agt_front_desk_v1"] * 3
