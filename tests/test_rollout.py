@@ -299,3 +299,128 @@ def test_the_rollback_retried_restores_once_the_api_answers(fluents_tines_sandbo
     assert ti.state == "success" and ti.try_number == 2
     assert agents(state) == before
     assert number_writes(state, NUMBERS[0]) == ["agt_front_desk_v2"] + ["agt_front_desk_v1"] * 3
+
+
+# ---- approval (Airflow 3.1+: the standard provider's human-in-the-loop operators) ----------------
+
+
+class Approver:
+    """
+    The person at the approval page, played from a thread while dag.test() runs: once the approval
+    task waits, it records ``chosen`` through Airflow's REST API (the core API app, in process), or,
+    with ``chosen=None``, lets the response deadline pass and runs the scheduler's timeout sweep.
+    """
+
+    def __init__(self, dag_id: str, task_id: str, chosen: list[str] | None):
+        import threading
+
+        self.dag_id, self.task_id, self.chosen = dag_id, task_id, chosen
+        self.answer: Any = None
+        self.shown: dict[str, Any] = {}
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.thread.join(timeout=30)
+
+    def _waiting_ti(self):
+        import time
+
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with create_session() as session:
+                ti = (
+                    session.query(TaskInstance)
+                    .filter_by(dag_id=self.dag_id, task_id=self.task_id)
+                    .one_or_none()
+                )
+                if ti is not None and str(ti.state) in ("awaiting_input", "deferred"):
+                    return ti.run_id, ti.trigger_timeout
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.task_id} never waited for input")
+
+    def _run(self) -> None:
+        try:
+            self._answer()
+        except BaseException as err:  # dag.test() would wait for the answer forever: end the task instead
+            self.answer = err
+            from airflow.models.taskinstance import TaskInstance
+            from airflow.utils.session import create_session
+
+            with create_session() as session:
+                for ti in session.query(TaskInstance).filter_by(dag_id=self.dag_id, task_id=self.task_id):
+                    ti.state = "failed"
+
+    def _answer(self) -> None:
+        import time
+
+        run_id, timeout = self._waiting_ti()
+        if self.chosen is not None:
+            from airflow.api_fastapi.app import create_app
+            from fastapi.testclient import TestClient
+
+            path = f"/api/v2/dags/{self.dag_id}/dagRuns/{run_id}/taskInstances/{self.task_id}/-1/hitlDetails"
+            with TestClient(create_app("core")) as client:
+                self.shown = client.get(path).json()  # the page the person reads
+                self.answer = client.patch(path, json={"chosen_options": self.chosen, "params_input": {}})
+            return
+        from datetime import datetime, timezone
+
+        from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+        from airflow.utils.session import create_session
+
+        if timeout is not None:
+            time.sleep(max(0.0, (timeout - datetime.now(timezone.utc)).total_seconds()) + 0.5)
+        sweeper = SchedulerJobRunner.__new__(SchedulerJobRunner)  # the sweep uses only its logger
+        with create_session() as session:
+            SchedulerJobRunner.check_awaiting_input_timeouts(sweeper, session=session)
+        self.answer = "swept"
+
+
+needs_hitl = pytest.mark.skipif(
+    not __import__("airflow_provider_fluents_tines.version_compat", fromlist=["x"]).AIRFLOW_V_3_1_PLUS,
+    reason="human-in-the-loop operators need Airflow 3.1",
+)
+
+
+@needs_hitl
+@pytest.mark.parametrize("chosen", [["Reject"], None], ids=["rejected", "timed_out"])
+def test_an_approval_rejected_or_unanswered_writes_nothing_and_fails_the_run(
+    fluents_tines_sandbox, airflow_db, monkeypatch, chosen
+):
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    state = fluents_tines_sandbox.state
+    dag_id = f"rollout_approval_{'rejected' if chosen else 'timed_out'}"
+    dag = rollout_dag(
+        dag_id, numbers_to("agt_front_desk_v2"), approval=True, approval_timeout=timedelta(seconds=2)
+    )
+    with Approver(dag_id, "rollout.approve", chosen) as approver:
+        dag_run = run_dag(dag)
+    if chosen:
+        assert approver.answer.status_code == 200, approver.answer.text
+    states = task_states(dag_run)
+    assert str(dag_run.state) == "failed"
+    assert states["rollout.approve"] == "failed" and states["rollout.apply_wave_1"] == "upstream_failed"
+    assert states["rollout.rollback"] == "skipped" and states["rollout.result"] == "failed"
+    assert state.journal(method="POST") == []
+
+
+@needs_hitl
+def test_an_approved_rollout_shows_the_plan_and_goes_ahead(fluents_tines_sandbox, airflow_db, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    dag = rollout_dag("rollout_approved", numbers_to("agt_front_desk_v2"), approval=True)
+    with Approver("rollout_approved", "rollout.approve", ["Approve"]) as approver:
+        dag_run = run_dag(dag)
+    assert approver.answer.status_code == 200, approver.answer.text
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    # What the approver was shown: the plan table, rendered into the approval's body.
+    assert "agt_front_desk_v2" in xcom(dag_run, "rollout.plan", TABLE_XCOM_KEY)
+    body = str(approver.shown.get("body"))
+    assert "inbound_agent" in body and "agt_front_desk_v2" in body, approver.shown
+    assert set(agents(fluents_tines_sandbox.state).values()) == {"agt_front_desk_v2"}

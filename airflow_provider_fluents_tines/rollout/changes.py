@@ -67,6 +67,19 @@ def _is_template(value: Any) -> bool:
     return False
 
 
+def is_plain(value: Any) -> bool:
+    """Only JSON values and :class:`Change` objects, with no Jinja template in any string: nothing to render."""
+    if isinstance(value, str):
+        return not _is_template(value)
+    if value is None or isinstance(value, (bool, int, float, Change)):
+        return not isinstance(value, Change) or is_plain(value.as_dict())
+    if isinstance(value, Mapping):
+        return all(isinstance(key, str) and is_plain(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(is_plain(item) for item in value)
+    return False
+
+
 def as_change(value: Any, where: str) -> Change:
     """
     One change from a :class:`Change` or a mapping of ``kind``, ``id`` and ``fields``, its id checked

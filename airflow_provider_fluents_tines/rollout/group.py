@@ -194,5 +194,7 @@ def _approval(
         body=f"```\n{{{{ ti.xcom_pull(task_ids='{plan_task_id}', key='{TABLE_XCOM_KEY}') }}}}\n```",
         response_timeout=timeout,
         fail_on_reject=True,
+        # A rejection or a timeout is an answer: a retry (from the DAG's default_args) would ask again.
+        retries=0,
         **kwargs,
     )
