@@ -66,16 +66,29 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Tines", "python-modules": [f"{_PACKAGE}.hooks.tines"]},
         ],
         "operators": [
-            {"integration-name": "Fluents", "python-modules": [f"{_PACKAGE}.operators.fluents"]},
-            {"integration-name": "Tines", "python-modules": [f"{_PACKAGE}.operators.tines"]},
+            # The rollout's tasks act on both APIs' objects.
+            {
+                "integration-name": "Fluents",
+                "python-modules": [f"{_PACKAGE}.operators.fluents", f"{_PACKAGE}.rollout.tasks"],
+            },
+            {
+                "integration-name": "Tines",
+                "python-modules": [f"{_PACKAGE}.operators.tines", f"{_PACKAGE}.rollout.tasks"],
+            },
         ],
         "sensors": [
             {"integration-name": "Fluents", "python-modules": [f"{_PACKAGE}.sensors.fluents"]},
             {"integration-name": "Tines", "python-modules": [f"{_PACKAGE}.sensors.tines"]},
         ],
         "triggers": [
-            {"integration-name": "Fluents", "python-modules": [f"{_PACKAGE}.triggers.state"]},
-            {"integration-name": "Tines", "python-modules": [f"{_PACKAGE}.triggers.state"]},
+            {
+                "integration-name": "Fluents",
+                "python-modules": [f"{_PACKAGE}.triggers.state", f"{_PACKAGE}.triggers.wave"],
+            },
+            {
+                "integration-name": "Tines",
+                "python-modules": [f"{_PACKAGE}.triggers.state", f"{_PACKAGE}.triggers.wave"],
+            },
         ],
         "connection-types": [
             {

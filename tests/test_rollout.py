@@ -424,3 +424,30 @@ def test_an_approved_rollout_shows_the_plan_and_goes_ahead(fluents_tines_sandbox
     body = str(approver.shown.get("body"))
     assert "inbound_agent" in body and "agt_front_desk_v2" in body, approver.shown
     assert set(agents(fluents_tines_sandbox.state).values()) == {"agt_front_desk_v2"}
+
+
+# ---- drift: the plan as a scheduled check ------------------------------------------------------
+
+
+def test_a_drift_check_from_a_yaml_file_reports_and_writes_nothing(
+    fluents_tines_sandbox, airflow_db, tmp_path
+):
+    from airflow.sdk import DAG
+
+    from airflow_provider_fluents_tines.rollout import DriftCheckOperator, load_changes
+
+    desired = tmp_path / "desired_state.yaml"
+    desired.write_text(
+        "changes:\n"
+        "  - kind: fluents.number\n    id: '+14155550101'\n    fields: {inbound_agent: agt_front_desk_v1}\n"
+        "  - kind: tines.action\n    id: 90005\n    fields: {disabled: false}\n"
+    )
+    with DAG("rollout_drift", schedule=None) as dag:
+        DriftCheckOperator(task_id="drift", changes=load_changes(desired), on_drift="soft_fail")
+    dag_run = run_dag(dag)
+    assert task_states(dag_run)["drift"] == "skipped"  # 90005 is disabled: it drifted
+    plan = xcom(dag_run, "drift")
+    assert plan is None or [e["status"] for e in plan["entries"]] == ["in_state", "change"]
+    assert "disabled" in xcom(dag_run, "drift", TABLE_XCOM_KEY)
+    state = fluents_tines_sandbox.state
+    assert state.journal(method="POST") == [] and state.journal(method="PUT") == []

@@ -8,5 +8,6 @@ from __future__ import annotations
 
 from airflow_provider_fluents_tines.rollout.changes import Change, load_changes
 from airflow_provider_fluents_tines.rollout.group import Rollout
+from airflow_provider_fluents_tines.rollout.tasks import DriftCheckOperator
 
-__all__ = ["Change", "Rollout", "load_changes"]
+__all__ = ["Change", "DriftCheckOperator", "Rollout", "load_changes"]

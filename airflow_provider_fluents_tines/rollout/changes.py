@@ -96,7 +96,7 @@ def as_change(value: Any, where: str) -> Change:
     if unknown:
         raise invalid(where, f"has unknown keys {unknown}; a change has kind, id and fields")
     kind_key = value.get("kind")
-    if kind_key not in KINDS:
+    if not isinstance(kind_key, str) or kind_key not in KINDS:
         raise invalid(f"{where}.kind", f"must be one of {sorted(KINDS)}, got {shown(kind_key)}")
     kind = KINDS[kind_key]
     fields = value.get("fields")

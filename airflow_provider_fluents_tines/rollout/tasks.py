@@ -23,7 +23,6 @@ from airflow_provider_fluents_tines.objects import ObjectKind
 from airflow_provider_fluents_tines.redaction import (
     seal,
     sensitive_values,
-    shown_value,
     unseal,
     without_sensitive,
 )
@@ -318,6 +317,40 @@ class RolloutPlanOperator(RolloutTask):
         return plan
 
 
+class DriftCheckOperator(RolloutPlanOperator):
+    """
+    A rollout's plan as a scheduled check: read every object of ``changes`` and report those whose
+    live state differs from the desired state; writes nothing. The plan table is logged and pushed
+    under ``table``; the plan (every object's diff) is the return value.
+
+    :param changes: the desired state, as for a rollout (a list, an XComArg, or :func:`load_changes`
+        of a YAML or JSON file next to the DAG, checked when the DAG is parsed).
+    :param on_drift: when objects differ: ``"fail"`` the task, ``"soft_fail"`` (skip it), or only
+        ``"report"`` them in the log.
+    :param fluents_conn_id: the Fluents connection.
+    :param tines_conn_id: the Tines connection.
+    """
+
+    def __init__(
+        self,
+        *,
+        changes: Any,
+        on_drift: str = "fail",
+        fluents_conn_id: str = "fluents_default",
+        tines_conn_id: str = "tines_default",
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(changes, (list, tuple)):
+            as_changes(changes)  # a bad literal change is a DAG import error, naming it
+        super().__init__(
+            changes=changes,
+            conn_ids={"fluents": fluents_conn_id, "tines": tines_conn_id},
+            plan_task_id=kwargs["task_id"],
+            drift=on_drift,
+            **kwargs,
+        )
+
+
 class RolloutApplyOperator(RolloutTask):
     """
     Write one wave's changes, object by object, each after reading it again: an object already in
@@ -325,8 +358,9 @@ class RolloutApplyOperator(RolloutTask):
     fields someone else changed since the plan is not written either (its way back would be wrong).
     Writes go through the hooks' request budget. Stops at the first failed write.
 
-    Returns, and pushes under ``results``, one ``{key, status, message}`` per object:
-    ``applied``, ``already_in_state``, ``failed`` (with the API's message) or ``not_attempted``.
+    Returns, and pushes under ``results``, one ``{key, status, message, maybe_written}`` per object:
+    ``applied``, ``already_in_state``, ``failed`` (with the API's message) or ``not_attempted``;
+    ``maybe_written`` is false where the API surely took nothing (a 4xx, a broken rule).
 
     :param wave: the 1-based wave number.
     """
@@ -354,14 +388,24 @@ class RolloutApplyOperator(RolloutTask):
         failure: Exception | None = None
         for entry, change in paired:
             if failure is not None:
-                results.append({"key": entry["key"], "status": NOT_ATTEMPTED, "message": ""})
+                results.append(
+                    {"key": entry["key"], "status": NOT_ATTEMPTED, "message": "", "maybe_written": False}
+                )
                 continue
             try:
                 status = self._apply(entry, change, store)
-                results.append({"key": entry["key"], "status": status, "message": ""})
+                results.append(
+                    {"key": entry["key"], "status": status, "message": "", "maybe_written": status == APPLIED}
+                )
             except (ApiRequestError, InvalidFieldError) as err:
                 failure = err
-                results.append({"key": entry["key"], "status": FAILED, "message": str(err)})
+                # A refusal (4xx, a broken rule) wrote nothing; a timeout or a 5xx may have landed.
+                maybe = isinstance(err, ApiRequestError) and (
+                    err.http_status is None or err.http_status >= 500
+                )
+                results.append(
+                    {"key": entry["key"], "status": FAILED, "message": str(err), "maybe_written": maybe}
+                )
         ti.xcom_push(key=RESULTS_XCOM_KEY, value=results)
         self.log.info("Wave %d:\n%s", self.wave, report.results_table(results))
         if failure is not None:
@@ -603,7 +647,7 @@ class RolloutRollbackOperator(RolloutTask):
             row["key"]
             for results in (pulled if isinstance(pulled, list) else [pulled])
             for row in results or []
-            if isinstance(row, Mapping) and row.get("status") in (APPLIED, FAILED)
+            if isinstance(row, Mapping) and row.get("maybe_written")
         }
 
     def settle_window(self, kinds: Sequence[ObjectKind]) -> float:
@@ -758,10 +802,10 @@ class RolloutResultOperator(RolloutTask):
 
 
 __all__ = [
+    "DriftCheckOperator",
     "RolloutApplyOperator",
     "RolloutPlanOperator",
     "RolloutResultOperator",
     "RolloutRollbackOperator",
     "RolloutVerifySensor",
-    "shown_value",
 ]
