@@ -31,6 +31,7 @@ with DAG(
     dag_id="fluents_tines_rollout",
     schedule=None,
     catchup=False,
+    max_active_runs=1,  # two runs at once would each snapshot the other's writes
     doc_md=__doc__,
     tags=["example", "fluents", "tines"],
     params={

@@ -82,7 +82,7 @@ def test_a_dry_run_shows_secrets_as_stars(webhook, caplog, capsys):
 
 
 def test_without_a_fernet_key_a_secret_change_needs_an_opt_in(webhook, monkeypatch):
-    monkeypatch.setattr("airflow_provider_fluents_tines.operators.base.airflow_fernet", lambda: None)
+    monkeypatch.setattr("airflow_provider_fluents_tines.redaction.airflow_fernet", lambda: None)
     new_options = {"path": "p2", "secret": NEW_SECRET, "verbs": "post"}
     with pytest.raises(InvalidFieldError, match="options: holds a secret a rollback would need"):
         run(TinesUpdateActionOperator(task_id="t", action_id=WEBHOOK, options=new_options))

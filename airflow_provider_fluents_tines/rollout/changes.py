@@ -18,6 +18,7 @@ from typing import Any
 
 from airflow_provider_fluents_tines.exceptions import InvalidFieldError
 from airflow_provider_fluents_tines.objects import KINDS, ObjectKind
+from airflow_provider_fluents_tines.redaction import redact
 from airflow_provider_fluents_tines.validation import Problem, invalid, raise_for, shown
 
 #: The file schema, as documented in the README ("Rollouts"): a mapping with ``changes``, a list of these.
@@ -48,7 +49,8 @@ class Change:
         return f"{self.kind}:{self.id}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "id": self.id, "fields": dict(self.fields)}
+        fields = dict(self.fields) if isinstance(self.fields, Mapping) else self.fields
+        return {"kind": self.kind, "id": self.id, "fields": fields}
 
     def digest(self) -> str:
         """A hash of the desired state: the plan and the later tasks check they mean the same change."""
@@ -67,6 +69,34 @@ def _is_template(value: Any) -> bool:
     return False
 
 
+def _template_problems(value: Any, path: str) -> list[Problem]:
+    """
+    Strings Airflow would fail to render: Jinja markers that do not parse, such as a Tines formula
+    ``{{.x}}`` written bare (Airflow renders every templated string; escape it as ``{{ '{{' }}.x}}``).
+    """
+    if isinstance(value, str):
+        if not _is_template(value):
+            return []
+        import jinja2
+
+        try:
+            jinja2.Environment().parse(value)
+        except jinja2.TemplateSyntaxError as err:
+            return [
+                Problem(
+                    path,
+                    f"is rendered by Airflow as a Jinja template and does not parse ({err.message}); write "
+                    "a literal '{{' as {{ '{{' }} (Tines formulas), or pass the changes from a task (XComArg)",
+                )
+            ]
+        return []
+    if isinstance(value, Mapping):
+        return [p for key, item in value.items() for p in _template_problems(item, f"{path}.{key}")]
+    if isinstance(value, (list, tuple)):
+        return [p for index, item in enumerate(value) for p in _template_problems(item, f"{path}[{index}]")]
+    return []
+
+
 def is_plain(value: Any) -> bool:
     """Only JSON values and :class:`Change` objects, with no Jinja template in any string: nothing to render."""
     if isinstance(value, str):
@@ -80,18 +110,20 @@ def is_plain(value: Any) -> bool:
     return False
 
 
-def as_change(value: Any, where: str) -> Change:
+def as_change(value: Any, where: str, *, rendered: bool = False) -> Change:
     """
     One change from a :class:`Change` or a mapping of ``kind``, ``id`` and ``fields``, its id checked
     by its kind's rule and its fields by the update's rules on their own (nothing is read).
     Values still holding a Jinja template are left for the plan to check once rendered.
 
     :param where: names the change in errors (``changes[3]``).
+    :param rendered: the values were rendered already (in a task: a ``{{`` left is literal text,
+        a Tines formula say), so every rule applies.
     """
     if isinstance(value, Change):
         value = value.as_dict()
     if not isinstance(value, Mapping):
-        raise invalid(where, f"must be a mapping of kind, id and fields, got {shown(value)}")
+        raise invalid(where, f"must be a mapping of kind, id and fields, got {shown(redact(value))}")
     unknown = sorted(set(value) - CHANGE_KEYS, key=str)
     if unknown:
         raise invalid(where, f"has unknown keys {unknown}; a change has kind, id and fields")
@@ -104,30 +136,33 @@ def as_change(value: Any, where: str) -> Change:
         raise invalid(f"{where}.fields", "must be a non-empty mapping of API field -> desired value")
     if not all(isinstance(name, str) for name in fields):
         raise invalid(f"{where}.fields", "field names must be strings")
+    if not rendered:
+        problems = _template_problems(value.get("id"), f"{where}.id")
+        raise_for(problems + _template_problems(fields, f"{where}.fields"))
     object_id = value.get("id")
-    if not _is_template(object_id):
+    if rendered or not _is_template(object_id):
         try:
             object_id = kind.object_id(object_id)
         except InvalidFieldError as err:
             raise invalid(f"{where}.id", err.rule) from None
     checked = dict(fields)
-    if not _is_template(checked):
+    if rendered or not _is_template(checked):
         checked = kind.prepare_fields(checked)
         problems = kind.update_problems(checked, complete=False)
         raise_for([Problem(f"{where}.fields.{problem.field}", problem.rule) for problem in problems])
     return Change(kind_key, object_id, checked)
 
 
-def as_changes(values: Any, where: str = "changes") -> list[Change]:
+def as_changes(values: Any, where: str = "changes", *, rendered: bool = False) -> list[Change]:
     """Every change, checked (:func:`as_change`); one object may appear once."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise invalid(where, f"must be a list of changes, got {shown(values)}")
     if not values:
         raise invalid(where, "must hold at least one change")
-    changes = [as_change(value, f"{where}[{index}]") for index, value in enumerate(values)]
+    changes = [as_change(value, f"{where}[{index}]", rendered=rendered) for index, value in enumerate(values)]
     seen: dict[str, int] = {}
     for index, change in enumerate(changes):
-        if change.key in seen and not _is_template(change.id):
+        if change.key in seen and (rendered or not _is_template(change.id)):
             raise invalid(
                 f"{where}[{index}]", f"changes {change.key} again (first at {where}[{seen[change.key]}])"
             )

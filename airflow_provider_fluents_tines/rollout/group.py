@@ -61,6 +61,8 @@ class Rollout:
     :param visibility_lag: seconds a write may take to show in reads (default 10).
     :param hook_params: settings for every hook, as on the operators.
     :param task_kwargs: more BaseOperator arguments for every task (``retries``, ``pool``...).
+    :param verify_task_kwargs: more sensor arguments for the verifications only (``mode``,
+        ``exponential_backoff``...).
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class Rollout:
         visibility_lag: float = 10.0,
         hook_params: dict[str, Any] | None = None,
         task_kwargs: dict[str, Any] | None = None,
+        verify_task_kwargs: dict[str, Any] | None = None,
     ) -> None:
         if isinstance(waves, str):
             if wave_count is None or wave_count < 1:
@@ -129,7 +132,11 @@ class Rollout:
                 forward.append(self.approval)
             self.applies: list[RolloutApplyOperator] = []
             self.verifies: list[RolloutVerifySensor] = []
-            verify_kwargs: dict[str, Any] = {"timeout": verify_timeout, "poke_interval": poke_interval}
+            verify_kwargs: dict[str, Any] = {
+                "timeout": verify_timeout,
+                "poke_interval": poke_interval,
+                **(verify_task_kwargs or {}),
+            }
             if deferrable is not None:
                 verify_kwargs["deferrable"] = deferrable
             for wave in range(1, count + 1):
@@ -144,17 +151,24 @@ class Rollout:
                 forward += [apply, verify]
             self.rollback = RolloutRollbackOperator(
                 task_id="rollback",
-                trigger_rule=ALL_DONE,
                 apply_task_ids=apply_ids,
                 on_conflict=on_conflict,
                 settle_seconds=settle_seconds,
                 visibility_lag=visibility_lag,
                 **common,
             )
+            # A teardown of the plan: it still runs when the run is marked failed from the UI (which
+            # skips every other pending task), and clearing any task of the rollout clears the plan
+            # (which reuses its first snapshot) and the rollback with it. It runs once everything
+            # upstream is done, and not at all when the plan failed (nothing was written).
+            self.rollback.as_teardown(setups=self.plan)
             self.result = RolloutResultOperator(task_id="result", trigger_rule=ALL_DONE, **common)
             for task in forward:
                 task >> self.rollback
-                task >> self.result
+                if (
+                    task is not self.plan
+                ):  # a setup's direct downstream must be all_success (result reads its state)
+                    task >> self.result
             self.rollback >> self.result
 
     @property
@@ -173,26 +187,34 @@ class Rollout:
             task >> self.rollback
             task >> self.result
 
-    def __rshift__(self, other: Any) -> Any:
-        return self.group >> other
-
-    def __rrshift__(self, other: Any) -> Any:
-        return other >> self.group
-
 
 def _approval(
     required: bool | str, plan_task_id: str, timeout: timedelta, task_kwargs: dict[str, Any]
 ) -> Any:
     """The standard provider's approval, showing the plan table; a rejection fails the task."""
-    from airflow_provider_fluents_tines.rollout.approval import RolloutApprovalOperator
+    import inspect
 
-    kwargs = {key: value for key, value in task_kwargs.items() if key in ("pool", "queue")}
+    try:
+        from airflow.providers.standard.operators.hitl import HITLOperator
+
+        from airflow_provider_fluents_tines.rollout.approval import RolloutApprovalOperator
+    except ImportError as err:
+        raise validation.invalid(
+            "approval",
+            "needs apache-airflow-providers-standard 1.8.0 or newer "
+            f"(pip install 'airflow-provider-fluents-tines[approval]'): {err}",
+        ) from None
+    kwargs: dict[str, Any] = {key: value for key, value in task_kwargs.items() if key in ("pool", "queue")}
+    # The standard provider takes response_timeout from 1.12.2; before, the response wait is execution_timeout.
+    if "response_timeout" in inspect.signature(HITLOperator.__init__).parameters:
+        kwargs["response_timeout"] = timeout
+    else:
+        kwargs["execution_timeout"] = timeout
     return RolloutApprovalOperator(
         task_id="approve",
         required=required,
         subject="Approve this rollout?",
         body=f"```\n{{{{ ti.xcom_pull(task_ids='{plan_task_id}', key='{TABLE_XCOM_KEY}') }}}}\n```",
-        response_timeout=timeout,
         fail_on_reject=True,
         # A rejection or a timeout is an answer: a retry (from the DAG's default_args) would ask again.
         retries=0,

@@ -35,6 +35,9 @@ class PlanEntry(TypedDict):
     snapshot: dict[str, Any]
     #: field -> why the rollback cannot restore it.
     unrestorable: dict[str, str]
+    #: the desired fields the plan was made for (secrets sealed): the rollback's "value we wrote",
+    #: so that it needs nothing rendered again.
+    desired: dict[str, Any]
 
 
 class Plan(TypedDict):
@@ -81,6 +84,7 @@ def plan_entry(change: Change, current: Mapping[str, Any], wave: int, where: str
         "diff": [redact(difference.as_dict()) for difference in leaf_differences(found)],
         "snapshot": snapshot,
         "unrestorable": unrestorable,
+        "desired": dict(fields),
     }
 
 
@@ -100,7 +104,12 @@ class Restore(NamedTuple):
 
 
 def restore(
-    change: Change, snapshot: Mapping[str, Any], observed: Mapping[str, Any], *, overwrite: bool = False
+    change: Change,
+    snapshot: Mapping[str, Any],
+    observed: Mapping[str, Any],
+    *,
+    overwrite: bool = False,
+    maybe_written: bool = True,
 ) -> Restore:
     """
     Read-compare-write, the compare: each snapshot field that shows the value the rollout wrote is
@@ -109,6 +118,8 @@ def restore(
 
     :param snapshot: the plan's snapshot for the object, unsealed.
     :param observed: the object as read now, normalized by its kind.
+    :param maybe_written: whether the rollout may have written the object; when it surely did not,
+        a field showing the desired value was set so by someone else (a conflict).
     """
     kind = change.object_kind
     # The snapshot names the restored form of each desired field (Tines source_ids -> links_to_sources).
@@ -118,17 +129,23 @@ def restore(
         if restored_names:
             written_as.setdefault(restored_names[0], name)
 
-    def shows(name: str, value: Any) -> bool:
-        return not differences({name: value}, observed, subset=True)
+    def shows(name: str, value: Any, *, exactly: bool) -> bool:
+        return not differences({name: value}, observed, subset=not exactly)
 
     ours: list[str] = []
     conflicts: dict[str, str] = {}
     to_write: list[str] = []
     for name, old in snapshot.items():
-        if shows(name, old):
+        # The snapshot is the whole old value: an object "at" it shows it exactly (a dict with a key
+        # added since is not). The desired value may be partial: matched as sensors match.
+        if shows(name, old, exactly=True):
             continue
         desired_name = written_as.get(name)
-        if desired_name is not None and shows(desired_name, change.fields[desired_name]):
+        if (
+            maybe_written
+            and desired_name is not None
+            and shows(desired_name, change.fields[desired_name], exactly=False)
+        ):
             ours.append(name)
             to_write.append(name)
         elif overwrite:

@@ -102,6 +102,10 @@ class RolloutTask(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if isinstance(changes, (list, tuple)):
+            # As dicts: Airflow renders templates inside them, and masks values under sensitive keys in
+            # the rendered fields it stores (a dataclass would be stored as its repr, in the clear).
+            changes = [change.as_dict() if isinstance(change, Change) else change for change in changes]
         self.changes = changes
         self.conn_ids = dict(conn_ids)
         self.plan_task_id = plan_task_id
@@ -116,7 +120,7 @@ class RolloutTask(BaseOperator):
         return super().render_template(content, context, *args, **kwargs)
 
     def checked_changes(self) -> list[Change]:
-        changes = as_changes(self.changes)
+        changes = as_changes(self.changes, rendered=True)
         for change in changes:
             _mask(change.fields)
         return changes
@@ -131,8 +135,11 @@ class RolloutTask(BaseOperator):
             self._hooks[service] = kind.hook_class().from_hook_params(conn_id, self.hook_params)
         return self._hooks[service]
 
-    def read(self, change: Change) -> dict[str, Any]:
-        current = self.hook_for(change.object_kind).get_object(change.object_kind, change.id)
+    def read(self, change: Change, deadline: float | None = None) -> dict[str, Any]:
+        """The object as read now (secrets registered with the masker); ``deadline`` bounds the call."""
+        current = self.hook_for(change.object_kind).get_object(
+            change.object_kind, change.id, deadline=deadline
+        )
         _mask(current)
         return current
 
@@ -252,6 +259,12 @@ class RolloutPlanOperator(RolloutTask):
                     entry["unrestorable"][name] = "holds a secret not kept (no Fernet key)"
             else:
                 entry["snapshot"] = {}
+            if self.drift is None:
+                entry["desired"], _ = seal(
+                    entry["desired"], allow_unkept=True, option="allow_unrestorable_secrets"
+                )
+            else:
+                entry["desired"] = {}
             entries.append(entry)
         if first:
             self.log.info("Reusing the snapshot this run took first (%s), not the values read now.", source)
@@ -420,6 +433,10 @@ class RolloutApplyOperator(RolloutTask):
         observed = kind.normalize(current)
         found = differences(change.fields, observed, subset=False)
         if not found:
+            intent = store.get(f"intent:{entry['key']}") if store is not None else None
+            if intent:  # an earlier try sent it, and it landed: written by this rollout, not found so
+                self.log.info("%s is in its desired state: an earlier try's write landed.", entry["key"])
+                return APPLIED
             self.log.info("%s is already in its desired state.", entry["key"])
             return ALREADY
         snapshot, _ = unseal(entry["snapshot"])
@@ -434,10 +451,23 @@ class RolloutApplyOperator(RolloutTask):
                 raise validation.invalid(
                     entry["key"],
                     f"{difference.path} changed since the plan (it shows neither its planned value nor the "
-                    "desired one): not written; clear the plan task with new_snapshot to plan again",
+                    "desired one): not written, since the way back would restore a value nobody has now; "
+                    "check who changed it before planning again",
                 )
-        body = kind.complete_body(change.fields, current)
-        kind.check_update(body, current=current)
+        # Only what differs (and what the API takes only together with it) is sent: re-sending a field
+        # already in state can reset what the snapshot does not hold (Tines link types under source_ids).
+        differing = {difference.path for difference in found}
+        needed = {
+            name
+            for name in change.fields
+            if name in differing or any(name in kind.companion_fields.get(other, ()) for other in differing)
+        }
+        try:
+            body = kind.complete_body({name: change.fields[name] for name in needed}, current)
+            kind.check_update(body, current=current)
+        except InvalidFieldError:  # the API wants more of the change together: send it all
+            body = kind.complete_body(change.fields, current)
+            kind.check_update(body, current=current)
         if store is not None:  # the intent, before the request: a later try knows what may have landed
             store.set(f"intent:{entry['key']}", {"digest": entry["digest"], "at": time.time()})
         self.hook_for(kind).send(kind.update_request(change.id), json_body=body)
@@ -447,9 +477,11 @@ class RolloutApplyOperator(RolloutTask):
 
 class RolloutVerifySensor(RolloutTask, BaseSensorOperator):
     """
-    Wait until every object of one wave shows its desired fields (secrets are not compared), in the
-    triggerer with ``deferrable`` (one trigger reads the whole wave through the request budget),
-    else by poking. A timeout fails the task (no retry), which rolls the rollout back.
+    Wait until every object of this wave and of the waves before it shows its desired fields
+    (secrets are not compared): the earlier waves are checked again, so that an object reverted since
+    (by someone, or by a rollback before the run was cleared) is not taken as applied. In the
+    triggerer with ``deferrable`` (one trigger reads them all through the request budget), else by
+    poking. A timeout fails the task (no retry), which rolls the rollout back.
 
     :param wave: the 1-based wave number.
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
@@ -472,7 +504,7 @@ class RolloutVerifySensor(RolloutTask, BaseSensorOperator):
         plan = self.pulled_plan(context)
         if plan is None:
             raise AirflowFailException(f"task {self.plan_task_id!r} left no plan")
-        entries = [entry for entry in plan["entries"] if entry["wave"] == self.wave]
+        entries = [entry for entry in plan["entries"] if entry["wave"] <= self.wave]
         targets = {}
         for entry, change in self.planned(context, entries):
             expected = {
@@ -484,6 +516,7 @@ class RolloutVerifySensor(RolloutTask, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         self._pending = self._targets(context)
+        self._deadline = time.time() + self.timeout
         if not self._pending:
             self.log.info("Wave %d has nothing to verify.", self.wave)
             return None
@@ -504,7 +537,7 @@ class RolloutVerifySensor(RolloutTask, BaseSensorOperator):
         self.defer(
             trigger=WaveStateTrigger(
                 objects=objects,
-                end_time=time.time() + self.timeout,
+                end_time=self._deadline,
                 poke_interval=self.poke_interval,
                 hook_params=self.hook_params,
             ),
@@ -513,9 +546,12 @@ class RolloutVerifySensor(RolloutTask, BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> bool:
+        deadline = getattr(self, "_deadline", None)
         for key, (change, expected) in list(self._pending.items()):
+            if deadline is not None and time.time() >= deadline:
+                break  # no read starts after the wait's deadline
             try:
-                current = self.read(change)
+                current = self.read(change, deadline=deadline)
             except ApiRequestError as err:
                 if not err.retryable and err.http_status != 404:
                     raise
@@ -543,6 +579,12 @@ class RolloutVerifySensor(RolloutTask, BaseSensorOperator):
             )
         error = AirflowException if event.get("retryable") else AirflowFailException
         raise error(event.get("message") or "the trigger failed")
+
+
+def _planned_change(entry: PlanEntry) -> Change:
+    """The change a plan entry was made for, its desired values unsealed (a secret not kept stays starred)."""
+    desired, _ = unseal(entry.get("desired") or {})
+    return Change(entry["kind"], entry["id"], desired)
 
 
 def _truthy(value: Any) -> bool:
@@ -604,6 +646,15 @@ class RolloutRollbackOperator(RolloutTask):
         super().__init__(**kwargs)
         if on_conflict not in ("skip", "overwrite"):
             raise validation.invalid("on_conflict", f"must be 'skip' or 'overwrite', got {on_conflict!r}")
+        for name, value, minimum in (
+            ("settle_seconds", settle_seconds, 0.0),
+            ("visibility_lag", visibility_lag, 0.0),
+            ("settle_interval", settle_interval, 0.01),
+        ):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= minimum
+            ):
+                raise validation.invalid(name, f"must be a number of seconds >= {minimum:g}, got {value!r}")
         self.apply_task_ids = list(apply_task_ids)
         self.on_conflict = on_conflict
         self.settle_seconds = settle_seconds
@@ -613,21 +664,47 @@ class RolloutRollbackOperator(RolloutTask):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         watched = sorted(self.upstream_task_ids)
         states = _task_states(context, watched)
-        if states is not None and not _failed_tasks(states):
+        if (
+            states is None
+        ):  # fail closed: restoring a rollout that succeeded would be a write nobody asked for
+            raise AirflowFailException(
+                "Cannot read this run's task states (this Airflow's Task SDK has no get_task_states); "
+                "restore by hand from the plan's snapshot if the rollout failed."
+            )
+        if not _failed_tasks(states):
             raise AirflowSkipException("Nothing failed: nothing to roll back.")
         plan = self.pulled_plan(context)
         if plan is None:
             raise AirflowSkipException("The plan did not finish: nothing was written, nothing to roll back.")
-        started = {
-            wave
-            for wave, task_id in enumerate(self.apply_task_ids, 1)
-            if states is None or states.get(task_id) in _RAN_STATES
-        }
+        ti = context["ti"]
+        maybe_written: dict[str, bool] = {}
+        started = set()
+        for wave, task_id in enumerate(self.apply_task_ids, 1):
+            # Started in this attempt, or in an earlier attempt of a cleared run (its copy of the
+            # snapshot stays in XCom until the task runs again).
+            copy = ti.xcom_pull(task_ids=task_id, key=SNAPSHOT_XCOM_KEY)
+            if states.get(task_id) not in _RAN_STATES and not copy:
+                continue
+            started.add(wave)
+            results = ti.xcom_pull(task_ids=task_id, key=RESULTS_XCOM_KEY)
+            by_key = {row["key"]: row for row in results or [] if isinstance(row, Mapping)}
+            for entry in plan["entries"]:
+                if entry["wave"] != wave:
+                    continue
+                row = by_key.get(entry["key"])
+                # No result: the task died before recording one, so any write may have been sent. Found
+                # in state by a later try: an earlier try's write landed (the plan saw it differ).
+                maybe_written[entry["key"]] = (
+                    row is None
+                    or bool(row.get("maybe_written"))
+                    or (row.get("status") == ALREADY and entry["status"] == CHANGE)
+                )
         entries = [entry for entry in plan["entries"] if entry["wave"] in started]
         if not entries:
             raise AirflowSkipException("No wave started: nothing was written, nothing to roll back.")
-        applied = self._applied(context)
-        rows = self._roll_back(self.planned(context, entries), applied)
+        # What the rollout wrote comes from the plan, not from changes rendered again (a DAG file edited
+        # or a Variable changed during a failing rollout must not stop the way back).
+        rows = self._roll_back(entries, maybe_written)
         context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=rows)
         self.log.info("Rollback report:\n%s", report.report_table(rows))
         left = [row for row in rows if row["status"] not in (RESTORED, UNTOUCHED)]
@@ -641,15 +718,6 @@ class RolloutRollbackOperator(RolloutTask):
             )
         return rows
 
-    def _applied(self, context: Context) -> set[str]:
-        pulled = context["ti"].xcom_pull(task_ids=self.apply_task_ids, key=RESULTS_XCOM_KEY)
-        return {
-            row["key"]
-            for results in (pulled if isinstance(pulled, list) else [pulled])
-            for row in results or []
-            if isinstance(row, Mapping) and row.get("maybe_written")
-        }
-
     def settle_window(self, kinds: Sequence[ObjectKind]) -> float:
         if self.settle_seconds is not None:
             return self.settle_seconds
@@ -659,16 +727,39 @@ class RolloutRollbackOperator(RolloutTask):
         )
         return longest + self.visibility_lag
 
-    def _roll_back(self, paired: list[tuple[PlanEntry, Change]], applied: set[str]) -> list[dict[str, Any]]:
-        state: dict[str, dict[str, Any]] = {
-            entry["key"]: {"wrote_at": None, "ours": [], "conflicts": {}, "error": "", "retryable": False}
-            for entry, _ in paired
-        }
-        snapshots = {}
-        for entry, _ in paired:
-            snapshots[entry["key"]], lost = unseal(entry["snapshot"])
+    def _roll_back(self, entries: list[PlanEntry], maybe_written: Mapping[str, bool]) -> list[dict[str, Any]]:
+        state: dict[str, dict[str, Any]] = {}
+        snapshots: dict[str, dict[str, Any]] = {}
+        paired: list[tuple[PlanEntry, Change]] = []
+        broken: list[dict[str, Any]] = []
+        for entry in entries:
+            try:  # one object whose stored values cannot be read does not stop the others' way back
+                snapshots[entry["key"]], lost = unseal(entry["snapshot"])
+                change = _planned_change(entry)
+            except Exception as err:
+                broken.append(
+                    {
+                        "key": entry["key"],
+                        "status": FAILED,
+                        "fields": sorted(entry["snapshot"]),
+                        "message": f"its snapshot cannot be read ({type(err).__name__}: {err}); restore it by hand",
+                        "retryable": False,
+                    }
+                )
+                continue
             for name in lost:
                 entry["unrestorable"].setdefault(name, "holds a secret not kept (no Fernet key)")
+            paired.append((entry, change))
+            state[entry["key"]] = {
+                "wrote_at": None,
+                "ours": [],
+                "conflicts": {},
+                "error": "",
+                "retryable": False,
+                "maybe_written": maybe_written.get(entry["key"], True),
+            }
+        if not paired:
+            return broken
         settle = self.settle_window([change.object_kind for _, change in paired])
         started = time.monotonic()
         self._pass(paired, snapshots, state, write=True)
@@ -705,7 +796,7 @@ class RolloutRollbackOperator(RolloutTask):
             elif changed_unrestorable:
                 status = UNRESTORABLE
                 message = "; ".join(f"{name} {entry['unrestorable'][name]}" for name in changed_unrestorable)
-            elif record["wrote_at"] is not None or entry["key"] in applied:
+            elif record["wrote_at"] is not None or record["maybe_written"]:
                 status, message = RESTORED, ""
             else:
                 status, message = UNTOUCHED, ""
@@ -718,7 +809,7 @@ class RolloutRollbackOperator(RolloutTask):
                     "retryable": status == FAILED and record["retryable"],
                 }
             )
-        return rows
+        return rows + broken
 
     def _pass(
         self,
@@ -749,7 +840,11 @@ class RolloutRollbackOperator(RolloutTask):
                 continue
             observed = kind.normalize(current)
             decision = restore(
-                change, snapshots[entry["key"]], observed, overwrite=self.on_conflict == "overwrite"
+                change,
+                snapshots[entry["key"]],
+                observed,
+                overwrite=self.on_conflict == "overwrite",
+                maybe_written=record["maybe_written"],
             )
             record["conflicts"] = decision.conflicts
             # The fields still to restore: the rollout's values (and, with overwrite, anyone's).
@@ -788,15 +883,19 @@ class RolloutResultOperator(RolloutTask):
     ui_color = "#eaeded"
 
     def execute(self, context: Context) -> None:
-        states = _task_states(context, sorted(self.upstream_task_ids))
+        states = _task_states(context, sorted({*self.upstream_task_ids, self.plan_task_id}))
         if states is None:
-            return
-        failed = _failed_tasks(states)
-        if failed:
+            raise AirflowFailException(
+                "Cannot read this run's task states: the rollout's outcome is unknown."
+            )
+        if states.get(self.plan_task_id) == "skipped":
+            raise AirflowSkipException("The rollout was skipped (its plan did not run).")
+        failed = sorted(name for name, state in states.items() if state == "failed")
+        if failed or _failed_tasks(states):
             rollback = next((name for name in states if name.endswith("rollback")), None)
             how = f"; the rollback {states[rollback]}" if rollback else ""
             raise AirflowFailException(
-                f"The rollout failed ({', '.join(failed)}){how}. See the rollback's report."
+                f"The rollout failed ({', '.join(failed) or 'upstream of it'}){how}. See the rollback's report."
             )
         self.log.info("The rollout succeeded: every wave applied and verified.")
 

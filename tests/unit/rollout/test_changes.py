@@ -37,6 +37,8 @@ def test_changes_are_checked_by_their_kinds_rules():
         ([NUMBER, NUMBER], "changes[1]", "again (first at changes[0])"),
         ([{"kind": "tines.action", "id": 1, "fields": {"disabled": "no"}}], "changes[0].fields.disabled", ""),
         ([], "changes", "at least one"),
+        ([{**NUMBER, "fields": {"label": "{{.x}}"}}], "changes[0].fields.label", "does not parse"),
+        ([Change("tines.action", 5, None)], "changes[0].fields", "non-empty"),
         ("not a list", "changes", "must be a list"),
     ],
 )

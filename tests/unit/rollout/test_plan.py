@@ -110,3 +110,32 @@ def test_tables_star_secrets():
     table = plan_table({"entries": [entry], "waves": [1], "taken_at": "", "taken_by_try": 1})
     assert "s3cr3t" not in table and "***" in table
     assert "conflict" in report_table([{"key": "k", "status": "conflict", "fields": ["a"], "message": "m"}])
+
+
+def test_a_dict_with_a_key_added_is_not_at_its_snapshot():
+    """The snapshot is the whole old value: {a} is not "at" {a, vip}, nor {} at anything else."""
+    change = Change("fluents.number", "+14155550101", {"example_context": {"region": "us-west", "vip": True}})
+    snapshot = {"example_context": {"region": "us-west"}}
+    observed = {"example_context": {"region": "us-west", "vip": True}}
+    assert restore(change, snapshot, observed).body == snapshot
+    empty = Change("tines.action", 5, {"options": {"prompt": "p"}})
+    assert restore(empty, {"options": {}}, _observed(options={"prompt": "p"})).body == {"options": {}}
+
+
+def test_an_object_the_rollout_never_wrote_is_a_conflict_when_it_shows_the_desired_value():
+    moved = _observed(disabled=False, options={"subject": "new"})
+    decision = restore(CHANGE, SNAPSHOT, moved, maybe_written=False)
+    assert decision.body == {} and set(decision.conflicts) == {"disabled", "options"}
+
+
+def test_change_objects_reach_tasks_as_dicts():
+    """Airflow renders templates and masks sensitive keys inside dicts, not inside dataclasses."""
+    from airflow_provider_fluents_tines.rollout.tasks import RolloutPlanOperator
+
+    task = RolloutPlanOperator(
+        task_id="plan",
+        changes=[Change("tines.action", 5, {"options": {"secret": "s"}})],
+        conn_ids={"tines": "tines_default"},
+        plan_task_id="plan",
+    )
+    assert task.changes == [{"kind": "tines.action", "id": 5, "fields": {"options": {"secret": "s"}}}]
