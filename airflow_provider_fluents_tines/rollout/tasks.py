@@ -445,7 +445,7 @@ class RolloutApplyOperator(RolloutTask):
             if name in entry["unrestorable"]:
                 continue  # opted in: the plan reported it
             moved = name not in entry["snapshot"] or (
-                name in snapshot and bool(differences({name: snapshot[name]}, observed, subset=True))
+                name in snapshot and bool(differences({name: snapshot[name]}, observed, subset=False))
             )
             if moved:
                 raise validation.invalid(
@@ -610,12 +610,14 @@ def _failed_tasks(states: Mapping[str, str]) -> list[str]:
 
 class RolloutRollbackOperator(RolloutTask):
     """
-    Restore the snapshot when anything upstream failed, once all of it has finished (``all_done``).
+    Restore the snapshot when anything upstream failed, once all of it has finished (``Rollout``
+    makes it a teardown of the plan).
 
     It skips itself when nothing failed, or when no wave started. Otherwise it takes every planned
-    object of every wave that started, reads it, and restores the snapshot by read-compare-write: a
-    field showing the value the rollout wrote is restored; one showing neither that nor its snapshot
-    value was changed by someone else, and is left alone and reported as a conflict (unless
+    object of every wave that started (in this attempt, or an earlier one of a cleared run), reads
+    it, and restores the snapshot by read-compare-write: a field not showing its snapshot value
+    exactly but showing the value the rollout wrote (kept in the plan) is restored; one showing
+    neither was changed by someone else, and is left alone and reported as a conflict (unless
     ``on_conflict="overwrite"``). Then it reads the objects again for ``settle_seconds``, restoring
     again if a late write lands; a value still moving at the end is reported unsettled.
 
@@ -697,7 +699,8 @@ class RolloutRollbackOperator(RolloutTask):
                 maybe_written[entry["key"]] = (
                     row is None
                     or bool(row.get("maybe_written"))
-                    or (row.get("status") == ALREADY and entry["status"] == CHANGE)
+                    # (the snapshot is from the first plan: a plan run again may find it in state)
+                    or (row.get("status") == ALREADY and bool(entry["snapshot"] or entry["unrestorable"]))
                 )
         entries = [entry for entry in plan["entries"] if entry["wave"] in started]
         if not entries:
