@@ -487,3 +487,26 @@ def test_a_drift_check_from_a_yaml_file_reports_and_writes_nothing(
     assert "disabled" in xcom(dag_run, "drift", TABLE_XCOM_KEY)
     state = fluents_tines_sandbox.state
     assert state.journal(method="POST") == [] and state.journal(method="PUT") == []
+
+
+def test_links_the_rollout_sets_on_both_ends_are_not_conflicts(fluents_tines_sandbox, airflow_db):
+    """Tines links are symmetric: A's new source B shows in B's receivers, which the rollout also changes."""
+    state = fluents_tines_sandbox.state
+
+    def links():
+        actions = state.snapshot()["tines"]["actions"]
+        return {
+            i: (sorted(actions[i]["sources"]), sorted(actions[i]["receivers"])) for i in (90005, 90006, 90007)
+        }
+
+    before = links()
+    changes = [
+        Change("tines.action", 90006, {"source_ids": [*before[90006][0], 90007]}),
+        Change("tines.action", 90007, {"receiver_ids": [*before[90007][1], 90006, 90005]}),
+    ]
+    dag_run = run_dag(rollout_dag("rollout_links", changes, after=failing_task))
+    states = task_states(dag_run)
+    assert states["rollout.apply_wave_2"] == "success", states  # B was not refused for A's link
+    assert states["smoke_test"] == "failed" and states["rollout.rollback"] == "success"
+    assert set(report_of(dag_run).values()) == {"restored"}
+    assert links() == before

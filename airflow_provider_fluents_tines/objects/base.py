@@ -112,6 +112,15 @@ class ObjectKind(ABC):
         """The expected fields ``obj`` does not show yet: the one check behind sensors and the trigger."""
         return differences(expected, self.normalize(obj), subset=True)
 
+    def links_to(self, fields: Mapping[str, Any]) -> set[Any]:
+        """Ids of other objects of this kind that writing ``fields`` changes too (symmetric links)."""
+        return set()
+
+    def without_links_to(self, fields: Mapping[str, Any], ids: set[Any]) -> dict[str, Any]:
+        """``fields`` (normalized) without their links to ``ids``: what is left to compare when those
+        objects' own changes may have moved them."""
+        return dict(fields)
+
     # ---- the way back -----------------------------------------------------------------------------
 
     def restored_fields(self, changed: Sequence[str], observed: Mapping[str, Any]) -> list[str]:

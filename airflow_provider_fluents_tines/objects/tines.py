@@ -76,6 +76,37 @@ class TinesAction(ObjectKind):
             normalized["num_runs_to_save"] = setting["num_runs_to_save"]
         return normalized
 
+    # Links are symmetric: a link from A to B is in A's receivers and in B's sources, whichever was written.
+    _LINK_IDS = {
+        "source_ids": None,
+        "receiver_ids": None,
+        "links_to_sources": "source_id",
+        "links_to_receivers": "receiver_id",
+    }
+
+    def links_to(self, fields: Mapping[str, Any]) -> set[Any]:
+        ids: set[Any] = set()
+        for name, key in self._LINK_IDS.items():
+            for item in fields.get(name) or []:
+                linked = item.get(key) if key and isinstance(item, Mapping) else item
+                if isinstance(linked, int) and not isinstance(linked, bool):
+                    ids.add(linked)
+        return ids
+
+    def without_links_to(self, fields: Mapping[str, Any], ids: set[Any]) -> dict[str, Any]:
+        kept = dict(fields)
+        for name, key in self._LINK_IDS.items():
+            if isinstance(kept.get(name), list):
+                kept[name] = [
+                    item
+                    for item in kept[name]
+                    if (item.get(key) if key and isinstance(item, Mapping) else item) not in ids
+                ]
+        for name, ids_name in (("sources", "source_ids"), ("receivers", "receiver_ids")):
+            if name in kept and ids_name in kept:
+                kept[name] = kept[ids_name]
+        return kept
+
     def restored_fields(self, changed: Sequence[str], observed: Mapping[str, Any]) -> list[str]:
         """Links are restored with their types: a ``source_ids`` change is recorded as ``links_to_sources``."""
         as_links = {"source_ids": "links_to_sources", "receiver_ids": "links_to_receivers"}

@@ -110,6 +110,7 @@ def restore(
     *,
     overwrite: bool = False,
     maybe_written: bool = True,
+    linked: set[Any] | None = None,
 ) -> Restore:
     """
     Read-compare-write, the compare: each snapshot field that shows the value the rollout wrote is
@@ -120,8 +121,15 @@ def restore(
     :param observed: the object as read now, normalized by its kind.
     :param maybe_written: whether the rollout may have written the object; when it surely did not,
         a field showing the desired value was set so by someone else (a conflict).
+    :param linked: ids of other objects in the rollout whose changes move this one's links (Tines
+        links are symmetric): links to them are the rollout's own doing, not compared.
     """
     kind = change.object_kind
+    # Without the links the rollout's other changes make to this object (Tines links are symmetric):
+    # a field that differs only by those is the rollout's doing, restored, never a conflict.
+    unlinked = kind.without_links_to(observed, linked) if linked else None
+    unlinked_snapshot = kind.without_links_to(snapshot, linked) if linked else {}
+    unlinked_desired = kind.without_links_to(change.fields, linked) if linked else {}
     # The snapshot names the restored form of each desired field (Tines source_ids -> links_to_sources).
     written_as: dict[str, str] = {}
     for name in change.fields:
@@ -131,6 +139,13 @@ def restore(
 
     def shows(name: str, value: Any, *, exactly: bool) -> bool:
         return not differences({name: value}, observed, subset=not exactly)
+
+    def ours_by_links(name: str, desired_name: str) -> bool:
+        if unlinked is None:
+            return False
+        return not differences(
+            {desired_name: unlinked_desired[desired_name]}, unlinked, subset=True
+        ) or not differences({name: unlinked_snapshot[name]}, unlinked, subset=False)
 
     ours: list[str] = []
     conflicts: dict[str, str] = {}
@@ -144,7 +159,10 @@ def restore(
         if (
             maybe_written
             and desired_name is not None
-            and shows(desired_name, change.fields[desired_name], exactly=False)
+            and (
+                shows(desired_name, change.fields[desired_name], exactly=False)
+                or ours_by_links(name, desired_name)
+            )
         ):
             ours.append(name)
             to_write.append(name)

@@ -396,6 +396,8 @@ class RolloutApplyOperator(RolloutTask):
             self.log.info("Wave %d has no objects.", self.wave)
             return []
         paired = self.planned(context, entries)
+        every = [_planned_change(other) for other in plan["entries"]]
+        self._linked = {entry["key"]: linked_ids(every, change) for entry, change in paired}
         store = context.get("task_state_store")
         results: list[dict[str, Any]] = []
         failure: Exception | None = None
@@ -440,12 +442,17 @@ class RolloutApplyOperator(RolloutTask):
             self.log.info("%s is already in its desired state.", entry["key"])
             return ALREADY
         snapshot, _ = unseal(entry["snapshot"])
+        # Links the rollout's other changes made (Tines links are symmetric) are not someone else's.
+        linked = self._linked.get(entry["key"], set())
+        compared = kind.without_links_to(observed, linked)
+        snapshot = kind.without_links_to(snapshot, linked)
         for difference in found:
             name = kind.restored_fields([difference.path], entry["snapshot"])[0]
             if name in entry["unrestorable"]:
                 continue  # opted in: the plan reported it
+            # A field in state at the plan has no snapshot: it moved since, and has no way back.
             moved = name not in entry["snapshot"] or (
-                name in snapshot and bool(differences({name: snapshot[name]}, observed, subset=False))
+                name in snapshot and bool(differences({name: snapshot[name]}, compared, subset=False))
             )
             if moved:
                 raise validation.invalid(
@@ -579,6 +586,17 @@ class RolloutVerifySensor(RolloutTask, BaseSensorOperator):
             )
         error = AirflowException if event.get("retryable") else AirflowFailException
         raise error(event.get("message") or "the trigger failed")
+
+
+def linked_ids(changes: Sequence[Change], change: Change) -> set[Any]:
+    """Ids of the other objects of ``change``'s kind whose changes link to it, or that it links to."""
+    kind = change.object_kind
+    ids = kind.links_to(change.fields)
+    for other in changes:
+        if other.kind == change.kind and other.id != change.id and change.id in kind.links_to(other.fields):
+            ids.add(other.id)
+    ids.discard(change.id)
+    return ids
 
 
 def _planned_change(entry: PlanEntry) -> Change:
@@ -763,6 +781,9 @@ class RolloutRollbackOperator(RolloutTask):
             }
         if not paired:
             return broken
+        every = [change for _, change in paired]
+        for entry, change in paired:
+            state[entry["key"]]["linked"] = linked_ids(every, change)
         settle = self.settle_window([change.object_kind for _, change in paired])
         started = time.monotonic()
         self._pass(paired, snapshots, state, write=True)
@@ -848,6 +869,7 @@ class RolloutRollbackOperator(RolloutTask):
                 observed,
                 overwrite=self.on_conflict == "overwrite",
                 maybe_written=record["maybe_written"],
+                linked=record["linked"],
             )
             record["conflicts"] = decision.conflicts
             # The fields still to restore: the rollout's values (and, with overwrite, anyone's).

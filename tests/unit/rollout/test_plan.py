@@ -139,3 +139,31 @@ def test_change_objects_reach_tasks_as_dicts():
         plan_task_id="plan",
     )
     assert task.changes == [{"kind": "tines.action", "id": 5, "fields": {"options": {"secret": "s"}}}]
+
+
+def test_links_another_change_of_the_rollout_makes_are_not_a_conflict():
+    """B's receivers gain A when A's change links A to B: restoring B is the rollout's own doing."""
+    from airflow_provider_fluents_tines.objects import TINES_ACTION
+
+    b = {
+        **ACTION,
+        "id": 7,
+        "receivers": [9, 6],
+        "links_to_receivers": [],
+        "sources": [],
+        "links_to_sources": [],
+    }
+    b["links_to_receivers"] = [
+        {"receiver_id": 9, "link_type": "DEFAULT"},
+        {"receiver_id": 6, "link_type": "DEFAULT"},
+    ]
+    change = Change("tines.action", 7, {"receiver_ids": [9]})
+    snapshot = {"links_to_receivers": []}
+    observed = TINES_ACTION.normalize(b)
+    assert set(restore(change, snapshot, observed).conflicts) == {"links_to_receivers"}  # 6 looks foreign
+    decision = restore(change, snapshot, observed, linked={6})
+    assert decision.conflicts == {} and decision.body == snapshot
+    assert TINES_ACTION.links_to({"source_ids": [4, "x"], "links_to_receivers": [{"receiver_id": 6}]}) == {
+        4,
+        6,
+    }
