@@ -16,7 +16,8 @@ The params default to the sandbox's seed; point the connections `fluents_default
 `tines_default` at real accounts and pass your own numbers, agent and action to run it for real.
 Verification polls every `FLUENTS_TINES_POKE_INTERVAL` seconds (30 when unset), in the triggerer
 when `[operators] default_deferrable` is on. The rollback watches for late writes for
-`FLUENTS_TINES_SETTLE_SECONDS` (when unset: the longest a write may take plus 10 s).
+`FLUENTS_TINES_SETTLE_SECONDS` and trusts a read `FLUENTS_TINES_VISIBILITY_LAG` seconds after a write (when unset:
+the longest a write may take plus the connections' `visibility_lag` extra, 10 s by default).
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ import os
 from airflow.sdk import DAG, Param, task
 
 from airflow_provider_fluents_tines.rollout import Rollout
+
+
+def _seconds(name: str) -> float | None:
+    """A setting from the environment (the tests' and the demo's), else None: the provider's default."""
+    return float(os.environ[name]) if name in os.environ else None
+
 
 with DAG(
     dag_id="fluents_tines_rollout",
@@ -78,7 +85,6 @@ with DAG(
         approval="{{ params.approval }}",
         poke_interval=float(os.environ.get("FLUENTS_TINES_POKE_INTERVAL", "30")),
         verify_timeout=15 * 60,
-        settle_seconds=float(os.environ["FLUENTS_TINES_SETTLE_SECONDS"])
-        if "FLUENTS_TINES_SETTLE_SECONDS" in os.environ
-        else None,
+        settle_seconds=_seconds("FLUENTS_TINES_SETTLE_SECONDS"),
+        visibility_lag=_seconds("FLUENTS_TINES_VISIBILITY_LAG"),
     )

@@ -96,6 +96,7 @@ def main() -> int:
         os.environ.setdefault("FLUENTS_TINES_POKE_INTERVAL", "1")
         # The rollback's settle window: covers the sandbox's visibility lag (the default suits real APIs).
         os.environ.setdefault("FLUENTS_TINES_SETTLE_SECONDS", "3")
+        os.environ.setdefault("FLUENTS_TINES_VISIBILITY_LAG", "2")  # the sandbox's 1.5 s, and a margin
         say(f"Sandbox on {sandbox.url}; running fluents_tines_rollout with dag.test() ...")
         before = sandbox.state.snapshot()
         dag_run = load_dag("fluents_tines_rollout").test()

@@ -43,6 +43,7 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__TEST_CONNECTION"] = "Enabled"
 os.environ["FLUENTS_TINES_POKE_INTERVAL"] = "0.2"  # the example DAGs read it at import
 os.environ["FLUENTS_TINES_SETTLE_SECONDS"] = "1"
+os.environ["FLUENTS_TINES_VISIBILITY_LAG"] = "1"  # the example rollout's, against sandboxes lagging <= 0.5 s
 os.environ.pop("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", None)
 if not os.environ.get("AIRFLOW__CORE__FERNET_KEY"):
     # As deployments have: connections the CLI stores are encrypted, and every process must read them.

@@ -564,3 +564,14 @@ def test_a_bad_budget_setting_is_named(fluents_tines_sandbox, monkeypatch):
     with pytest.raises(InvalidFieldError, match=r"^extra\.requests_per_minute: must be an integer >= 1"):
         _ = TinesHook("tines_bad_budget").settings
     assert fluents_tines_sandbox.state.journal() == []
+
+
+def test_the_visibility_lag_extra_defaults_and_is_checked(fluents_tines_sandbox, monkeypatch):
+    env = json.loads(fluents_tines_sandbox.connection_env()["AIRFLOW_CONN_TINES_DEFAULT"])
+    _conn(monkeypatch, "tines_lag_null", **{**env, "extra": {"visibility_lag": None}})
+    assert TinesHook("tines_lag_null").settings.visibility_lag == 10.0
+    _conn(monkeypatch, "tines_lag", **{**env, "extra": {"visibility_lag": "2.5"}})
+    assert TinesHook("tines_lag").settings.visibility_lag == 2.5
+    _conn(monkeypatch, "tines_lag_bad", **{**env, "extra": {"visibility_lag": -1}})
+    with pytest.raises(InvalidFieldError, match=r"^extra\.visibility_lag: must be"):
+        _ = TinesHook("tines_lag_bad").settings

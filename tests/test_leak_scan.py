@@ -81,6 +81,7 @@ def test_no_key_or_secret_anywhere_after_whole_dag_runs(tmp_path):
         "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
         "FLUENTS_TINES_POKE_INTERVAL": "0.2",
         "FLUENTS_TINES_SETTLE_SECONDS": "1",
+        "FLUENTS_TINES_VISIBILITY_LAG": "1",
     }
     run = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "leak_scan" / "run_dags.py")],

@@ -36,6 +36,7 @@ def rollout_dag(dag_id: str, changes: Any, *, after=None, **options: Any):
     options.setdefault("poke_interval", 0.2)
     options.setdefault("verify_timeout", 20)
     options.setdefault("settle_seconds", 1.0)
+    options.setdefault("visibility_lag", 0.3)  # the sandbox shows writes at once unless a test says otherwise
     options.setdefault("hook_params", FAST_HOOK)
     options.setdefault("deferrable", False)
     with DAG(dag_id, schedule=None, default_args=RETRIES) as dag:

@@ -62,6 +62,11 @@ _TRANSIENT_TRANSPORT_ERRORS = (
 )
 
 
+#: Seconds a write may take to show in reads when the connection does not say (``visibility_lag``):
+#: neither API documents one (inferred; README "Connections").
+DEFAULT_VISIBILITY_LAG = 10.0
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     """Everything a request needs from a connection, resolved once."""
@@ -72,6 +77,9 @@ class ApiSettings:
     retry_policy: RetryPolicy
     #: this process's request budget for the host and key, or None where the API documents no limit.
     budget: RequestBudget | None = field(default=None, compare=False)
+    #: seconds a write may take to show in reads (the ``visibility_lag`` extra): how long a rollback
+    #: waits before it trusts a read after a write.
+    visibility_lag: float = DEFAULT_VISIBILITY_LAG
 
 
 class BearerAuth(AuthBase):
@@ -190,12 +198,16 @@ class BaseServiceHook(HttpHook):
         if options["max_retry_wait"] is not None:
             policy = replace(policy, max_retry_wait=options["max_retry_wait"])
         timeout = DEFAULT_TIMEOUT if options["timeout"] is None else options["timeout"]
+        raw_lag = self._extra(extra, "visibility_lag")
         return ApiSettings(
             base_url=base_url,
             api_key=conn.password,
             timeout=timeout,
             retry_policy=policy,
             budget=self._budget_from(base_url, conn.password, extra),
+            visibility_lag=DEFAULT_VISIBILITY_LAG
+            if raw_lag is None
+            else as_number(raw_lag, "extra.visibility_lag", minimum=0.0),
         )
 
     def _budget_from(self, base_url: str, api_key: str, extra: Mapping[str, Any]) -> RequestBudget | None:

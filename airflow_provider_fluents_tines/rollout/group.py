@@ -58,7 +58,8 @@ class Rollout:
     :param on_conflict: ``"skip"`` leaves fields someone else changed; ``"overwrite"`` restores them.
     :param settle_seconds: how long the rollback watches for late writes (default: the longest a
         write may take, plus ``visibility_lag``).
-    :param visibility_lag: seconds a write may take to show in reads (default 10).
+    :param visibility_lag: seconds a write may take to show in reads (default: the connections'
+        ``visibility_lag`` extra, 10 s when not set).
     :param hook_params: settings for every hook, as on the operators.
     :param task_kwargs: more BaseOperator arguments for every task (``retries``, ``pool``...).
     :param verify_task_kwargs: more sensor arguments for the verifications only (``mode``,
@@ -84,7 +85,7 @@ class Rollout:
         deferrable: bool | None = None,
         on_conflict: str = "skip",
         settle_seconds: float | None = None,
-        visibility_lag: float = 10.0,
+        visibility_lag: float | None = None,
         hook_params: dict[str, Any] | None = None,
         task_kwargs: dict[str, Any] | None = None,
         verify_task_kwargs: dict[str, Any] | None = None,

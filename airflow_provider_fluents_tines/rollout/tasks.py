@@ -646,8 +646,9 @@ class RolloutRollbackOperator(RolloutTask):
     :param apply_task_ids: the apply task of each wave, in order.
     :param on_conflict: ``"skip"`` (default) or ``"overwrite"``.
     :param settle_seconds: how long to watch for late writes; None: the longest a write may take
-        (``max_retry_wait`` plus ``timeout`` of the hooks' settings) plus ``visibility_lag``.
-    :param visibility_lag: seconds a write may take to show in reads (default 10).
+        (``max_retry_wait`` plus ``timeout`` of the hooks' settings) plus the visibility lag.
+    :param visibility_lag: seconds a write may take to show in reads; None: the largest of the
+        connections' ``visibility_lag`` extras (10 s when not set).
     :param settle_interval: seconds between reads while settling.
     """
 
@@ -659,7 +660,7 @@ class RolloutRollbackOperator(RolloutTask):
         apply_task_ids: Sequence[str],
         on_conflict: str = "skip",
         settle_seconds: float | None = None,
-        visibility_lag: float = 10.0,
+        visibility_lag: float | None = None,
         settle_interval: float = 5.0,
         **kwargs: Any,
     ) -> None:
@@ -739,6 +740,12 @@ class RolloutRollbackOperator(RolloutTask):
             )
         return rows
 
+    def lag(self, kinds: Sequence[ObjectKind]) -> float:
+        """Seconds a write may take to show: the argument, else the largest of the connections'."""
+        if self.visibility_lag is not None:
+            return self.visibility_lag
+        return max(self.hook_for(kind).settings.visibility_lag for kind in kinds)
+
     def settle_window(self, kinds: Sequence[ObjectKind]) -> float:
         if self.settle_seconds is not None:
             return self.settle_seconds
@@ -746,7 +753,7 @@ class RolloutRollbackOperator(RolloutTask):
             self.hook_for(kind).settings.retry_policy.max_retry_wait + self.hook_for(kind).settings.timeout
             for kind in kinds
         )
-        return longest + self.visibility_lag
+        return longest + self.lag(kinds)
 
     def _roll_back(self, entries: list[PlanEntry], maybe_written: Mapping[str, bool]) -> list[dict[str, Any]]:
         state: dict[str, dict[str, Any]] = {}
@@ -784,20 +791,22 @@ class RolloutRollbackOperator(RolloutTask):
         every = [change for _, change in paired]
         for entry, change in paired:
             state[entry["key"]]["linked"] = linked_ids(every, change)
-        settle = self.settle_window([change.object_kind for _, change in paired])
+        kinds = [change.object_kind for _, change in paired]
+        settle = self.settle_window(kinds)
+        self._lag = self.lag(kinds)
         started = time.monotonic()
         self._pass(paired, snapshots, state, write=True)
         ends = time.monotonic() + settle
         # A restore must have time to show before it is judged; a value that keeps moving is not
         # chased past twice the window.
-        hard_end = ends + settle + self.visibility_lag
+        hard_end = ends + settle + self._lag
         self.log.info(
             "First pass done in %.1f s; watching for late writes for %.0f s.", ends - settle - started, settle
         )
         while True:
             writes = [record["wrote_at"] for record in state.values() if record["wrote_at"] is not None]
             if writes:
-                ends = min(hard_end, max(ends, max(writes) + self.visibility_lag))
+                ends = min(hard_end, max(ends, max(writes) + self._lag))
             left = ends - time.monotonic()
             if left <= 0:
                 break
@@ -849,11 +858,7 @@ class RolloutRollbackOperator(RolloutTask):
         """
         for entry, change in paired:
             record = state[entry["key"]]
-            if (
-                write
-                and record["wrote_at"] is not None
-                and time.monotonic() - record["wrote_at"] < self.visibility_lag
-            ):
+            if write and record["wrote_at"] is not None and time.monotonic() - record["wrote_at"] < self._lag:
                 continue
             kind = change.object_kind
             try:

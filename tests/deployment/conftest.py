@@ -435,7 +435,10 @@ def airflow(
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             # Read by the example DAGs at parse time (dag-processor, scheduler and workers).
             "FLUENTS_TINES_POKE_INTERVAL": "2",
-            "FLUENTS_TINES_SETTLE_SECONDS": "4",
+            # The example rollout's rollback must outlast the sandbox's visibility lag: it trusts a
+            # read only that long after a write, and watches for late writes as long.
+            "FLUENTS_TINES_VISIBILITY_LAG": str(settings.visibility_lag + 2),
+            "FLUENTS_TINES_SETTLE_SECONDS": str(settings.visibility_lag + 2),
         }
     )
     logs = work_dir / "logs"
