@@ -164,11 +164,11 @@ class Rollout:
             # upstream is done, and not at all when the plan failed (nothing was written).
             self.rollback.as_teardown(setups=self.plan)
             self.result = RolloutResultOperator(task_id="result", trigger_rule=ALL_DONE, **common)
+            # The plan, a setup, may only be followed directly by all_success tasks: result reads its
+            # state without being wired to it.
             for task in forward:
                 task >> self.rollback
-                if (
-                    task is not self.plan
-                ):  # a setup's direct downstream must be all_success (result reads its state)
+                if task is not self.plan:
                     task >> self.result
             self.rollback >> self.result
 
