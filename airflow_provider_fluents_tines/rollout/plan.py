@@ -113,9 +113,9 @@ def restore(
     linked: set[Any] | None = None,
 ) -> Restore:
     """
-    Read-compare-write, the compare: each snapshot field that shows the value the rollout wrote is
-    restored; one that shows neither that nor its snapshot value was changed by someone else and is
-    left alone (with ``overwrite``, restored anyway). Both compared with the sensors' matcher.
+    Read-compare-write, the compare: each snapshot field that does not show its snapshot value
+    exactly but shows the value the rollout wrote (the sensors' partial match) is restored; one that
+    shows neither was changed by someone else and is left alone (with ``overwrite``, restored anyway).
 
     :param snapshot: the plan's snapshot for the object, unsealed.
     :param observed: the object as read now, normalized by its kind.
