@@ -245,3 +245,11 @@ def without_sensitive(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [without_sensitive(item) for item in value]
     return value
+
+
+def mask_sensitive(value: Any) -> None:
+    """Register every secret ``value`` holds with Airflow's masker: no log line may show it."""
+    from airflow_provider_fluents_tines.version_compat import mask_secret
+
+    for secret in sensitive_values(value):
+        mask_secret(secret)

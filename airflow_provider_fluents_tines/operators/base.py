@@ -22,6 +22,7 @@ from airflow_provider_fluents_tines.matching import (
 from airflow_provider_fluents_tines.object_task import ObjectTaskMixin
 from airflow_provider_fluents_tines.redaction import (
     REDACTED,
+    mask_sensitive,
     redact,
     seal,
     sensitive_values,
@@ -202,10 +203,10 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
                 raise validation.invalid("fields", "give at least one field to update (or restore_from)")
         # The rules the given fields break on their own: refused before any request.
         kind.check_given(given)
-        _mask_secrets_in(given)
+        mask_sensitive(given)
 
         current = self.hook.get_object(kind, object_id)
-        _mask_secrets_in(current)
+        mask_sensitive(current)
         # The rules the object as read decides (its type), whether or not anything is written.
         kind.check_given(given, current=current)
         observed = kind.normalize(current)
@@ -369,11 +370,3 @@ class BaseUpdateOperator(ObjectTaskMixin, BaseOperator):
                 self.object_kind.noun.capitalize(),
                 shown_value(object_id),
             )
-
-
-def _mask_secrets_in(value: Any) -> None:
-    """Register every secret ``value`` holds with Airflow's masker: no log line may show it."""
-    from airflow_provider_fluents_tines.version_compat import mask_secret
-
-    for secret in sensitive_values(value):
-        mask_secret(secret)

@@ -99,8 +99,6 @@ class Restore(NamedTuple):
     body: dict[str, Any]
     #: field -> why it is left alone (someone else changed it, or it goes only with such a field).
     conflicts: dict[str, str]
-    #: the fields that show a value the rollout wrote (they need restoring).
-    ours: list[str]
 
 
 def restore(
@@ -147,7 +145,6 @@ def restore(
             {desired_name: unlinked_desired[desired_name]}, unlinked, subset=True
         ) or not differences({name: unlinked_snapshot[name]}, unlinked, subset=False)
 
-    ours: list[str] = []
     conflicts: dict[str, str] = {}
     to_write: list[str] = []
     for name, old in snapshot.items():
@@ -163,10 +160,7 @@ def restore(
                 shows(desired_name, change.fields[desired_name], exactly=False)
                 or ours_by_links(name, desired_name)
             )
-        ):
-            ours.append(name)
-            to_write.append(name)
-        elif overwrite:
+        ) or overwrite:
             to_write.append(name)
         else:
             conflicts[name] = "changed by someone else since the rollout wrote it"
@@ -185,4 +179,4 @@ def restore(
         for other in companions.get(name, ()):
             if other in snapshot and other not in to_write and other not in conflicts:
                 to_write.append(other)
-    return Restore({name: snapshot[name] for name in to_write}, conflicts, ours)
+    return Restore({name: snapshot[name] for name in to_write}, conflicts)

@@ -21,8 +21,8 @@ from airflow_provider_fluents_tines.exceptions import ApiRequestError, InvalidFi
 from airflow_provider_fluents_tines.matching import differences
 from airflow_provider_fluents_tines.objects import ObjectKind
 from airflow_provider_fluents_tines.redaction import (
+    mask_sensitive,
     seal,
-    sensitive_values,
     unseal,
     without_sensitive,
 )
@@ -71,13 +71,6 @@ _FAILED_STATES = frozenset({"failed", "upstream_failed"})
 _RAN_STATES = frozenset({"success", "failed", "up_for_retry", "running", "deferred"})
 
 
-def _mask(value: Any) -> None:
-    from airflow_provider_fluents_tines.version_compat import mask_secret
-
-    for secret in sensitive_values(value):
-        mask_secret(secret)
-
-
 class RolloutTask(BaseOperator):
     """
     What every rollout task shares: the changes, the connections and the hooks.
@@ -122,7 +115,7 @@ class RolloutTask(BaseOperator):
     def checked_changes(self) -> list[Change]:
         changes = as_changes(self.changes, rendered=True)
         for change in changes:
-            _mask(change.fields)
+            mask_sensitive(change.fields)
         return changes
 
     def hook_for(self, kind: ObjectKind) -> BaseServiceHook:
@@ -140,7 +133,7 @@ class RolloutTask(BaseOperator):
         current = self.hook_for(change.object_kind).get_object(
             change.object_kind, change.id, deadline=deadline
         )
-        _mask(current)
+        mask_sensitive(current)
         return current
 
     def pulled_plan(self, context: Context) -> Plan | None:
