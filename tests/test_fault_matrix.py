@@ -23,7 +23,9 @@ from airflow_provider_fluents_tines.triggers.state import ObjectStateTrigger
 from .test_operators import run
 
 ACTION = 90005
-TIMEOUT = 0.5  # the connection's per-attempt deadline: the slow faults overrun it
+# The connection's per-attempt deadline: the slow faults overrun it, while a normal answer on a
+# loaded CI machine stays well inside it (0.5 s was not: a retry's normal answer timed out once).
+TIMEOUT = 2.0
 
 
 def _http_date(seconds_from_now: float) -> str:
@@ -44,7 +46,7 @@ FAULTS = {
     "connection reset": {"reset": True},
     "dropped mid-answer": {"drop": True},
     "trickling body": {"trickle": 0.5},
-    "delay beyond the timeout": {"delay": 2.0},
+    "delay beyond the timeout": {"delay": TIMEOUT + 2.0},
     "malformed JSON": {"malformed": True},
     "JSON that is not an object": {"status": 200, "body": "[]"},
     "401": {"status": 401},
@@ -71,7 +73,7 @@ EXPECTED: dict[str, dict[str, str]] = {
 
 @pytest.fixture
 def sandbox(fluents_tines_sandbox, monkeypatch):
-    """tines_default with a short per-attempt timeout, so that slow faults cost half a second."""
+    """tines_default with a short per-attempt timeout, so that slow faults cost two seconds."""
     fields = json.loads(fluents_tines_sandbox.connection_env()["AIRFLOW_CONN_TINES_DEFAULT"])
     fields["extra"] = {"timeout": TIMEOUT, "max_retry_wait": 20}
     monkeypatch.setenv("AIRFLOW_CONN_TINES_DEFAULT", json.dumps(fields))
