@@ -41,7 +41,7 @@ from airflow_provider_fluents_tines.hooks.settings import (
     check_hook_params,
     parse_retry_after,
 )
-from airflow_provider_fluents_tines.objects import ObjectKind, Request
+from airflow_provider_fluents_tines.objects import ListPage, ObjectKind, Request
 from airflow_provider_fluents_tines.redaction import redact, sensitive_values, shown_value, without_userinfo
 
 if TYPE_CHECKING:
@@ -571,8 +571,48 @@ class BaseServiceHook(HttpHook):
             cuts it to its own deadline).
         :raises ApiRequestError: as the synchronous path does, with ``retry_after`` when given.
         """
+        return await self.aread(session, settings, self._own(kind).read_request(object_id), timeout=timeout)
 
-        _, path, params = self._own(kind).read_request(object_id)
+    async def alist_page(
+        self,
+        session: aiohttp.ClientSession,
+        settings: ApiSettings,
+        kind: ObjectKind,
+        scope: Any,
+        page: int,
+        *,
+        timeout: float | None = None,
+    ) -> ListPage:
+        """
+        Read one page of ``kind``'s list endpoint (``scope``: a Tines story, or None for all) with a
+        single GET, no retries.
+
+        :raises ApiRequestError: as :meth:`aget_object`; an answer that is not a list page is a
+            non-retryable one.
+        """
+        request = self._own(kind).list_request(scope, page)
+        if request is None:
+            raise TypeError(f"{kind.service} {kind.noun}s have no list endpoint for scope {scope!r}")
+        answer = await self.aread(session, settings, request, timeout=timeout)
+        try:
+            return kind.list_page(answer, page)
+        except ValueError as err:
+            shown = shown_path(request.path, request.params)
+            raise self._error(settings, "GET", shown, 200, f"not a list page: {err}", False) from err
+
+    async def aread(
+        self,
+        session: aiohttp.ClientSession,
+        settings: ApiSettings,
+        request: Request,
+        *,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """
+        One asynchronous GET, no retries, through this process's request budget for the host and
+        key; a ``429`` with ``Retry-After`` holds back every later request of the budget.
+        """
+        _, path, params = request
         shown = shown_path(path, params)
         seconds = settings.timeout if timeout is None else min(settings.timeout, timeout)
         # Polls draw on the same budget as every other request of this process for the host and key.

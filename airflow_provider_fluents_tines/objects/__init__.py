@@ -7,11 +7,11 @@ neither vendor's module imports the other's.
 
 from __future__ import annotations
 
-from airflow_provider_fluents_tines.objects.base import ObjectKind, Request
+from airflow_provider_fluents_tines.objects.base import ListPage, ObjectKind, Request
 from airflow_provider_fluents_tines.objects.fluents import FLUENTS_ACTION, FLUENTS_NUMBER
 from airflow_provider_fluents_tines.objects.tines import TINES_ACTION
 
 #: Every kind, by its key (``"tines.action"``): the names trigger kwargs and rollout changes use.
 KINDS: dict[str, ObjectKind] = {kind.key: kind for kind in (FLUENTS_ACTION, FLUENTS_NUMBER, TINES_ACTION)}
 
-__all__ = ["FLUENTS_ACTION", "FLUENTS_NUMBER", "KINDS", "TINES_ACTION", "ObjectKind", "Request"]
+__all__ = ["FLUENTS_ACTION", "FLUENTS_NUMBER", "KINDS", "TINES_ACTION", "ListPage", "ObjectKind", "Request"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from airflow_provider_fluents_tines.matching import Difference, differences
@@ -19,6 +19,16 @@ class Request(NamedTuple):
     method: str
     path: str
     params: dict[str, Any]
+
+
+class ListPage(NamedTuple):
+    """One page of a list endpoint's answer: its objects, the next page's number, and how many pages there are."""
+
+    items: list[dict[str, Any]]
+    #: the next page's number, None on the last page.
+    next_page: int | None
+    #: the number of pages the API reports, None when it does not say.
+    pages: int | None
 
 
 class ObjectKind(ABC):
@@ -40,6 +50,11 @@ class ObjectKind(ABC):
     argument_names: ClassVar[Mapping[str, str]] = {}
     #: a changed field -> fields whose previous values must be restored with it (API rules).
     companion_fields: ClassVar[Mapping[str, Sequence[str]]] = {}
+    #: objects per list page the bulk reads ask for; None where this provider lists nothing.
+    list_page_size: ClassVar[int | None] = None
+    #: a list item carries what a GET of the object shows, in the same shape (else a match seen in
+    #: a list is confirmed with a GET before a sensor succeeds on it).
+    list_item_is_full: ClassVar[bool] = True
 
     def __repr__(self) -> str:
         return f"<ObjectKind {self.key}>"
@@ -61,6 +76,27 @@ class ObjectKind(ABC):
     @abstractmethod
     def update_request(self, object_id: Any) -> Request:
         """The partial update of one object (its body is the fields to change); checks the id."""
+
+    # ---- bulk reads (the triggerer's shared poller) ------------------------------------------------
+
+    def list_request(self, scope: Hashable | None, page: int) -> Request | None:
+        """
+        The GET of one page of objects in ``scope`` (``None``: every object the key sees), or None
+        where this kind has no list endpoint the provider uses.
+        """
+        return None
+
+    def list_page(self, answer: Mapping[str, Any], page: int) -> ListPage:
+        """Page ``page`` of a list answer; :class:`ValueError` when the answer is not one."""
+        raise ValueError(f"{self.service} {self.noun}s are not listed")
+
+    def listed_id(self, item: Mapping[str, Any]) -> Any:
+        """A list item's id, as :meth:`object_id` gives it; None when the item has none."""
+        return None
+
+    def scope_of(self, obj: Mapping[str, Any]) -> Hashable | None:
+        """The narrowest list scope that holds ``obj`` (a Tines story); None: only the whole list."""
+        return None
 
     # ---- the update's rules: written once per kind, on the body as it will be sent -------------------
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_fluents_tines import validation
-from airflow_provider_fluents_tines.objects.base import ObjectKind, Request
+from airflow_provider_fluents_tines.exceptions import InvalidFieldError
+from airflow_provider_fluents_tines.objects.base import ListPage, ObjectKind, Request
 from airflow_provider_fluents_tines.validation import Problem
 
 if TYPE_CHECKING:
@@ -15,11 +16,45 @@ if TYPE_CHECKING:
 
 class _FluentsObject(ObjectKind):
     service = "Fluents"
+    # GET /v1/<objects>/list?page=&size=: pages of {"items", "page", "size", "has_more", "total"};
+    # the largest size is 100 (inferred from a third party; README "Shared polling"). No filter.
+    list_page_size = 100
+    #: the list endpoint's path.
+    list_path: str
+    #: the field of a list item that holds the object's id.
+    id_field = "id"
 
     def hook_class(self) -> type[FluentsHook]:
         from airflow_provider_fluents_tines.hooks.fluents import FluentsHook
 
         return FluentsHook
+
+    def list_request(self, scope: Hashable | None, page: int) -> Request | None:
+        if scope is not None:
+            return None  # Fluents lists are not filtered: only the whole list exists
+        return Request("GET", self.list_path, {"page": page, "size": self.list_page_size})
+
+    def list_page(self, answer: Mapping[str, Any], page: int) -> ListPage:
+        items = answer.get("items")
+        if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+            raise ValueError("the answer has no list under 'items'")
+        total, size = answer.get("total"), answer.get("size")
+        pages = None
+        if (
+            isinstance(total, int)
+            and isinstance(size, int)
+            and size > 0
+            and not answer.get("total_is_estimated")
+        ):
+            pages = max(1, -(-total // size))
+        more = answer.get("has_more") is True and bool(items)
+        return ListPage([dict(item) for item in items], page + 1 if more else None, pages)
+
+    def listed_id(self, item: Mapping[str, Any]) -> Any:
+        try:
+            return self.object_id(item.get(self.id_field))
+        except InvalidFieldError:
+            return None
 
 
 class FluentsAction(_FluentsObject):
@@ -27,6 +62,7 @@ class FluentsAction(_FluentsObject):
 
     key = "fluents.action"
     noun = "action"
+    list_path = "/v1/actions/list"
     argument_names = {"type": "action_type"}
     # The API checks config against the type, so a restored config travels with its type.
     companion_fields = {"config": ("type",)}
@@ -78,6 +114,10 @@ class FluentsNumber(_FluentsObject):
 
     key = "fluents.number"
     noun = "number"
+    list_path = "/v1/numbers/list"
+    id_field = "number"
+    # List items are normalized (the agent as an id) where a GET embeds it (confirmed for Vocode's API).
+    list_item_is_full = False
 
     def object_id(self, value: Any) -> str:
         return validation.phone_number(value)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_fluents_tines import validation
-from airflow_provider_fluents_tines.objects.base import ObjectKind, Request
+from airflow_provider_fluents_tines.objects.base import ListPage, ObjectKind, Request
 from airflow_provider_fluents_tines.validation import Problem
 
 if TYPE_CHECKING:
@@ -39,6 +40,35 @@ class TinesAction(ObjectKind):
 
     def update_request(self, object_id: Any) -> Request:
         return Request("PUT", f"/api/v1/actions/{self.object_id(object_id)}", {})
+
+    # GET /api/v1/actions: 500 per page at most (confirmed), filtered by story_id, items under
+    # "agents" with the fields of a GET (confirmed); meta.next_page is a full URL.
+    list_page_size = 500
+
+    def list_request(self, scope: Hashable | None, page: int) -> Request:
+        params: dict[str, Any] = {"per_page": self.list_page_size, "page": page}
+        if scope is not None:
+            params["story_id"] = validation.tines_action_id(scope, "story_id")
+        return Request("GET", "/api/v1/actions", params)
+
+    def list_page(self, answer: Mapping[str, Any], page: int) -> ListPage:
+        items = answer.get("agents")
+        if not isinstance(items, list) or not all(isinstance(item, Mapping) for item in items):
+            raise ValueError("the answer has no list of actions under 'agents'")
+        meta = answer.get("meta")
+        meta = meta if isinstance(meta, Mapping) else {}
+        pages = meta.get("pages")
+        return ListPage(
+            [dict(item) for item in items],
+            _next_page_number(meta, page),
+            pages if validation._is_positive_int(pages) else None,
+        )
+
+    def listed_id(self, item: Mapping[str, Any]) -> Any:
+        return validation._tines_id(item.get("id"))
+
+    def scope_of(self, obj: Mapping[str, Any]) -> Hashable | None:
+        return validation._tines_id(obj.get("story_id"))
 
     def prepare_fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         # Action ids given as digit strings (rendered templates; the API page quotes them) are sent as ints.
@@ -114,6 +144,22 @@ class TinesAction(ObjectKind):
             [as_links[name] if name in as_links and as_links[name] in observed else name for name in changed],
             observed,
         )
+
+
+def _next_page_number(meta: Mapping[str, Any], page: int) -> int | None:
+    """
+    The page after ``page``, from ``meta.next_page`` (a full URL: only its ``page`` parameter is
+    used, so that no request follows a URL to another host); None when there is none, or when it
+    does not move forward (a server bug must not loop a reader).
+    """
+    next_url = meta.get("next_page")
+    if not isinstance(next_url, str) or not next_url:
+        return None
+    number: Any = meta.get("next_page_number")
+    if not validation._is_positive_int(number):
+        values = parse_qs(urlsplit(next_url).query).get("page") or [""]
+        number = int(values[0]) if values[0].isdigit() else None
+    return number if isinstance(number, int) and number > page else None
 
 
 TINES_ACTION = TinesAction()

@@ -104,6 +104,8 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
                 self.log.warning("%s; poking again later.", err)
                 return False
             raise
+        # Where the object lives (a Tines story): the trigger's first reads can then be shared ones.
+        self._scope = self.object_kind.scope_of(current)
         found = self.object_kind.state_differences(current, expected)
         wait_log.saw(found)
         if found:
@@ -164,6 +166,7 @@ class BaseObjectStateSensor(ObjectTaskMixin, BaseSensorOperator):
                 exponential_backoff=self.exponential_backoff,
                 max_interval=float(max_wait or 3600),
                 wait_log=self._log.as_dict(),
+                scope=getattr(self, "_scope", None),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=left + self._DEFERRAL_SLACK_SECONDS),

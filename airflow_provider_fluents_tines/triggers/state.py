@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from asgiref.sync import sync_to_async
 
 from airflow_provider_fluents_tines.exceptions import ApiRequestError, InvalidFieldError
 from airflow_provider_fluents_tines.hooks.settings import check_hook_params
@@ -23,6 +22,7 @@ from airflow_provider_fluents_tines.triggers.events import (
     SuccessEvent,
     TimeoutEvent,
 )
+from airflow_provider_fluents_tines.triggers.poller import gather_seconds, read_object, subscribe
 from airflow_provider_fluents_tines.wait_log import WaitLog
 
 if TYPE_CHECKING:
@@ -34,7 +34,9 @@ __all__ = ["KINDS", "ObjectStateTrigger"]  # KINDS: the kinds a trigger can wait
 
 class ObjectStateTrigger(BaseTrigger):
     """
-    Poll one object with GET until it shows ``expected``, then yield exactly one event.
+    Poll one object until it shows ``expected``, then yield exactly one event. The reads go through
+    the triggerer's shared poller (:mod:`triggers.poller`): one GET, or a list page shared with the
+    other triggers waiting on objects of the same connection and kind.
 
     Between polls it sleeps ``poke_interval`` (doubling up to ``max_interval`` with
     ``exponential_backoff``); after an error it sleeps at least that long and at least what the
@@ -57,6 +59,8 @@ class ObjectStateTrigger(BaseTrigger):
     :param wait_log: what the wait saw before deferring (the worker's first poke), as a dict.
     :param hook_params: the task's hook settings (``timeout``, ``max_attempts``, ``max_retry_wait``,
         ``retry_policy`` as a dict); numbers only, never a secret.
+    :param scope: where the object was last seen (a Tines action's ``story_id``), so that the
+        shared poller can read it with its story's other waiting actions from the first poll.
     """
 
     # The clock and the pause between polls: attributes, so that unit tests drive the loop without waiting.
@@ -77,6 +81,7 @@ class ObjectStateTrigger(BaseTrigger):
         max_interval: float = 3600.0,
         wait_log: dict[str, Any] | None = None,
         hook_params: dict[str, Any] | None = None,
+        scope: Any = None,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -94,6 +99,7 @@ class ObjectStateTrigger(BaseTrigger):
         self.wait_log = wait_log
         # Checked where the trigger is made (in the deferring task): kwargs hold numbers only.
         self.hook_params = check_hook_params(hook_params) or None
+        self.scope = scope
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -110,6 +116,7 @@ class ObjectStateTrigger(BaseTrigger):
                 "max_interval": self.max_interval,
                 "wait_log": self.wait_log,
                 "hook_params": self.hook_params,
+                "scope": self.scope,
             },
         )
 
@@ -143,23 +150,31 @@ class ObjectStateTrigger(BaseTrigger):
         yield event
 
     async def _wait(self) -> TriggerEvent:
-        hook = await sync_to_async(self._prepare_hook)()
-        settings = hook.settings
-        policy = settings.retry_policy
         unmatched = failures = 0
         last_diff: list[FieldDifference] = []
         wait_log = WaitLog.from_dict(self.wait_log)
         shown_id = shown_value(self.object_id)
-        async with hook.async_session(settings) as session:
+        # Reads go through the loop's shared poller for this connection and kind (triggers.poller).
+        async with subscribe(
+            self.conn_id,
+            self.kind,
+            self.kind.object_id(self.object_id),
+            prepare_hook=self._prepare_hook,
+            hook_params=self.hook_params,
+            scope=self.scope,
+        ) as subscription:
+            assert subscription.poller.settings is not None
+            policy = subscription.poller.settings.retry_policy
+            gather = 0.0  # the first read is not held back: the worker's poke was a while ago
             while True:
                 delay = self._interval(unmatched + 1)
                 left = self.end_time - self._now()
                 if left <= 0:
                     return _timed_out(last_diff, wait_log)
                 try:
-                    current = await hook.aget_object(
-                        session, settings, self.kind, self.object_id, timeout=left
-                    )
+                    current = await read_object(subscription, self.expected, timeout=left, gather=gather)
+                except asyncio.TimeoutError:
+                    return _timed_out(last_diff, wait_log)
                 except ApiRequestError as err:
                     if err.http_status == 404 and not self.fail_on_missing:
                         wait_log.saw_missing()
@@ -190,6 +205,7 @@ class ObjectStateTrigger(BaseTrigger):
                     await self._sleep(max(0.0, remaining))
                     return _timed_out(last_diff, wait_log)
                 await self._sleep(delay)
+                gather = gather_seconds(delay)
 
 
 def _timed_out(last_diff: list[FieldDifference], wait_log: WaitLog) -> TriggerEvent:

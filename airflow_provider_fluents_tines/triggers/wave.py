@@ -9,16 +9,21 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from asgiref.sync import sync_to_async
 
 from airflow_provider_fluents_tines.exceptions import ApiRequestError, InvalidFieldError
 from airflow_provider_fluents_tines.hooks.settings import check_hook_params
-from airflow_provider_fluents_tines.objects import KINDS
+from airflow_provider_fluents_tines.objects import KINDS, ObjectKind
 from airflow_provider_fluents_tines.redaction import shown_value
 from airflow_provider_fluents_tines.triggers.events import FAILED, SUCCESS, TIMEOUT
+from airflow_provider_fluents_tines.triggers.poller import (
+    Subscription,
+    gather_seconds,
+    read_object,
+    subscribe,
+)
 
 if TYPE_CHECKING:
-    from airflow_provider_fluents_tines.hooks.base import ApiSettings, BaseServiceHook
+    from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
 
 
 class WaveStateTrigger(BaseTrigger):
@@ -27,11 +32,13 @@ class WaveStateTrigger(BaseTrigger):
     partial match), then yield one event: ``{"status": "success"}``, ``{"status": "timeout",
     "pending": {key: [FieldDifference...]}}`` or ``{"status": "failed", "message", "retryable"}``.
 
-    Each round reads only the objects not yet matched, through the hook's request budget, so a
-    wave of Tines actions never polls faster than the key's limit; rounds are ``poke_interval``
-    apart. Its kwargs hold ids and expected values with secrets left out, never the API key.
+    Each round reads only the objects not yet matched, through the triggerer's shared poller
+    (:mod:`triggers.poller`: a story's list page when that takes fewer requests) and the request
+    budget, so a wave of Tines actions never polls faster than the key's limit; rounds are
+    ``poke_interval`` apart. Its kwargs hold ids and expected values with secrets left out, never the API key.
 
-    :param objects: ``[{"key", "conn_id", "object_kind", "object_id", "expected"}]``.
+    :param objects: ``[{"key", "conn_id", "object_kind", "object_id", "expected"}]``, each with an
+        optional ``scope`` (a Tines action's ``story_id``, for shared reads from the first round).
     :param end_time: the epoch second at which to give up with ``timeout``.
     :param poke_interval: seconds between rounds.
     :param hook_params: the task's hook settings (numbers only).
@@ -70,18 +77,17 @@ class WaveStateTrigger(BaseTrigger):
             },
         )
 
-    def _prepare_hooks(self) -> dict[tuple[str, str], BaseServiceHook]:
-        """The hooks, one per (connection, service), built in a thread: imports and lookups block."""
-        import aiohttp  # noqa: F401  (so that no poll imports it on the event loop)
+    def _hook_maker(self, kind: ObjectKind, conn_id: str) -> Callable[[], BaseServiceHook]:
+        """What builds the hook of one (connection, kind), in the poller's thread: imports and lookups block."""
 
-        hooks: dict[tuple[str, str], BaseServiceHook] = {}
-        for entry in self.objects:
-            kind = KINDS[entry["object_kind"]]
-            slot = (entry["conn_id"], kind.service)
-            if slot not in hooks:
-                hooks[slot] = kind.hook_class().from_hook_params(entry["conn_id"], self.hook_params)
-                _ = hooks[slot].settings
-        return hooks
+        def prepare() -> BaseServiceHook:
+            import aiohttp  # noqa: F401  (so that no poll imports it on the event loop)
+
+            hook = kind.hook_class().from_hook_params(conn_id, self.hook_params)
+            _ = hook.settings
+            return hook
+
+        return prepare
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
@@ -93,33 +99,50 @@ class WaveStateTrigger(BaseTrigger):
         yield TriggerEvent(event)
 
     async def _wait(self) -> dict[str, Any]:
-        hooks = await sync_to_async(self._prepare_hooks)()
         pending = {entry["key"]: entry for entry in self.objects}
         last: dict[str, list[Any]] = {key: [] for key in pending}
+        gather = 0.0
         async with AsyncExitStack() as stack:
-            sessions: dict[tuple[str, str], tuple[Any, ApiSettings]] = {}
-            for slot, hook in hooks.items():
-                settings = hook.settings
-                sessions[slot] = (await stack.enter_async_context(hook.async_session(settings)), settings)
+            # One subscription per object, through the loop's shared poller of its connection and kind.
+            subscriptions: dict[str, Subscription] = {}
+            for key, entry in pending.items():
+                kind = KINDS[entry["object_kind"]]
+                subscriptions[key] = await stack.enter_async_context(
+                    subscribe(
+                        entry["conn_id"],
+                        kind,
+                        kind.object_id(entry["object_id"]),
+                        prepare_hook=self._hook_maker(kind, entry["conn_id"]),
+                        hook_params=self.hook_params,
+                        scope=entry.get("scope"),
+                    )
+                )
             while pending:
-                for key, entry in list(pending.items()):
-                    left = self.end_time - self._now()
-                    if left <= 0:
-                        break
+                left = self.end_time - self._now()
+                if left <= 0:
+                    break
+                keys = list(pending)
+                readings = await asyncio.gather(
+                    *(
+                        read_object(subscriptions[key], pending[key]["expected"], timeout=left, gather=gather)
+                        for key in keys
+                    ),
+                    return_exceptions=True,
+                )
+                for key, reading in zip(keys, readings, strict=True):
+                    entry = pending[key]
                     kind = KINDS[entry["object_kind"]]
-                    slot = (entry["conn_id"], kind.service)
-                    session, settings = sessions[slot]
-                    try:
-                        current = await hooks[slot].aget_object(
-                            session, settings, kind, entry["object_id"], timeout=left
-                        )
-                    except ApiRequestError as err:
-                        if not err.retryable and err.http_status != 404:
-                            return {"status": FAILED, "message": str(err), "retryable": False}
-                        last[key] = [{"field": "(read)", "current": str(err), "requested": None}]
-                        self.log.warning("%s; reading it again next round.", err)
+                    if isinstance(reading, asyncio.TimeoutError):
                         continue
-                    found = kind.state_differences(current, entry["expected"])
+                    if isinstance(reading, ApiRequestError):
+                        if not reading.retryable and reading.http_status != 404:
+                            return {"status": FAILED, "message": str(reading), "retryable": False}
+                        last[key] = [{"field": "(read)", "current": str(reading), "requested": None}]
+                        self.log.warning("%s; reading it again next round.", reading)
+                        continue
+                    if isinstance(reading, BaseException):
+                        raise reading
+                    found = kind.state_differences(reading, entry["expected"])
                     if found:
                         last[key] = [difference.as_dict() for difference in found]
                     else:
@@ -139,4 +162,7 @@ class WaveStateTrigger(BaseTrigger):
                     "Still waiting on %d object(s): %s", len(pending), ", ".join(sorted(pending))[:500]
                 )
                 await self._sleep(self.poke_interval)
+                gather = gather_seconds(self.poke_interval)
+        if pending:
+            return {"status": TIMEOUT, "pending": {key: last[key] for key in pending}}
         return {"status": SUCCESS}
