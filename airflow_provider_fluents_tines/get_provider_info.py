@@ -83,11 +83,19 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Fluents",
-                "python-modules": [f"{_PACKAGE}.triggers.state", f"{_PACKAGE}.triggers.wave"],
+                "python-modules": [
+                    f"{_PACKAGE}.triggers.state",
+                    f"{_PACKAGE}.triggers.wave",
+                    f"{_PACKAGE}.triggers.watch",
+                ],
             },
             {
                 "integration-name": "Tines",
-                "python-modules": [f"{_PACKAGE}.triggers.state", f"{_PACKAGE}.triggers.wave"],
+                "python-modules": [
+                    f"{_PACKAGE}.triggers.state",
+                    f"{_PACKAGE}.triggers.wave",
+                    f"{_PACKAGE}.triggers.watch",
+                ],
             },
         ],
         "connection-types": [

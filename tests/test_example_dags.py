@@ -38,7 +38,12 @@ def restorable_state(snapshot: dict) -> dict:
 def test_every_example_dag_imports_without_errors():
     bag = dagbag_class()(dag_folder=str(EXAMPLES))
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"fluents_tines_rollout", "tines_maintenance_window", "fluents_action_update"}
+    assert set(bag.dag_ids) == {
+        "fluents_tines_rollout",
+        "tines_maintenance_window",
+        "fluents_action_update",
+        "tines_escalation_watch",
+    }
     for dag in bag.dags.values():
         assert dag.doc_md and "example" in dag.tags
 
@@ -153,3 +158,26 @@ def test_fluents_action_update(fluents_tines_sandbox, airflow_db, transfer_numbe
         "3f2b6c1e-8d4a-4f7b-9e21-6a0c5d9b7e11"
     ]
     assert action["config"] == {"phone_number": transfer_number}
+
+
+def test_the_escalation_watch_is_scheduled_on_an_asset_its_watcher_polls():
+    from datetime import time
+
+    spec = importlib.util.spec_from_file_location("example_watch", EXAMPLES / "tines_escalation_watch.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    [watcher] = module.escalation_action.watchers
+    classpath, kwargs = watcher.trigger.serialize()
+    assert classpath == "airflow_provider_fluents_tines.triggers.watch.ObjectChangeTrigger"
+    assert kwargs["object_id"] == 90005 and kwargs["fields"] == ["disabled"]
+    assert [
+        module.in_window(window, time.fromisoformat(now))
+        for window, now in [
+            ("02:00-04:00", "03:00"),
+            ("02:00-04:00", "04:00"),
+            ("22:00-02:00", "23:30"),
+            ("22:00-02:00", "01:59"),
+            ("22:00-02:00", "12:00"),
+            ("", "03:00"),
+        ]
+    ] == [True, False, True, True, False, False]

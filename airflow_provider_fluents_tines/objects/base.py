@@ -50,6 +50,9 @@ class ObjectKind(ABC):
     argument_names: ClassVar[Mapping[str, str]] = {}
     #: a changed field -> fields whose previous values must be restored with it (API rules).
     companion_fields: ClassVar[Mapping[str, Sequence[str]]] = {}
+    #: fields that move without anyone changing the object (timestamps, counters): an asset watcher
+    #: of every field ignores them.
+    volatile_fields: ClassVar[frozenset[str]] = frozenset()
     #: objects per list page the bulk reads ask for; None where this provider lists nothing.
     list_page_size: ClassVar[int | None] = None
     #: a list item carries what a GET of the object shows, in the same shape (else a match seen in

@@ -41,6 +41,22 @@ class TinesAction(ObjectKind):
     def update_request(self, object_id: Any) -> Request:
         return Request("PUT", f"/api/v1/actions/{self.object_id(object_id)}", {})
 
+    # Moved by runs, not by edits (the reference's action object, section 6); updated_at moves
+    # with every edit, whose own fields are watched.
+    volatile_fields = frozenset(
+        {
+            "updated_at",
+            "last_check_at",
+            "last_receive_at",
+            "last_event_at",
+            "last_error_log_at",
+            "blended_events_count",
+            "logs_count",
+            "events_count",
+            "pending_action_runs_count",
+            "action_memory_contents",
+        }
+    )
     # GET /api/v1/actions: 500 per page at most (confirmed), filtered by story_id, items under
     # "agents" with the fields of a GET (confirmed); meta.next_page is a full URL.
     list_page_size = 500

@@ -161,8 +161,8 @@ class SharedPoller:
         """Subscribe to ``object_id`` (``scope``: where it is thought to be), or to all of ``scope``."""
         if not whole_scope:
             scope = self._scopes.get(object_id, scope)
-        if scope is not None and (not self.bulk or self.kind.list_request(scope, 1) is None):
-            scope = None
+            if scope is not None and (not self.bulk or self.kind.list_request(scope, 1) is None):
+                scope = None  # not a scope this kind lists: the object is grouped with the whole list
         subscription = Subscription(self, object_id, scope, whole_scope)
         self._members.setdefault(scope, set()).add(subscription)
         if not whole_scope:

@@ -78,6 +78,7 @@ EXPECTED_DAGS = {
     "fluents_tines_rollout",
     "tines_maintenance_window",
     "fluents_action_update",
+    "tines_escalation_watch",
     "deployment_ui_connection",
 }
 # Top-level folders of the checkout that are not part of the distribution (or are local state).
@@ -435,6 +436,7 @@ def airflow(
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             # Read by the example DAGs at parse time (dag-processor, scheduler and workers).
             "FLUENTS_TINES_POKE_INTERVAL": "2",
+            "FLUENTS_TINES_WATCH_INTERVAL": "2",
             # The example rollout's rollback must outlast the sandbox's visibility lag: it trusts a
             # read only that long after a write, and watches for late writes as long.
             "FLUENTS_TINES_VISIBILITY_LAG": str(settings.visibility_lag + 2),

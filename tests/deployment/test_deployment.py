@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime
@@ -42,6 +43,7 @@ from .harness import (
     run_bounded,
     task_log_dir,
     trigger_events,
+    wait_for,
 )
 
 pytestmark = pytest.mark.deployment
@@ -488,3 +490,76 @@ def _execute_start_and_failure(log_file: Path) -> tuple[datetime, datetime]:
     started = next(moment for moment, event in records[pre:] if event == "::endgroup::")
     failed = [moment for moment, event in records if event == "Task failed with exception"][-1]
     return started, failed
+
+
+def test_escalation_watch_reenables_an_action_disabled_outside_the_window(
+    airflow: Deployment, ui_payload_connections: dict[str, Any]
+) -> None:
+    """
+    The asset watcher (ObjectChangeTrigger in the real triggerer) sees the escalation action
+    disabled through the API, outside the pipeline; the scheduler starts the watch DAG, which
+    enables it again. The first state the watcher records is taken before the change.
+    """
+    import requests
+
+    dag_id = "tines_escalation_watch"
+    sandbox = airflow.sandbox.admin
+    airflow.wait_all_runs()
+    sandbox.reset()  # the seed's escalation action (90005) is disabled
+    airflow.api.request(
+        "POST",
+        "/api/v2/variables",
+        json={"key": "tines_escalation_maintenance_window", "value": ""},  # no window: always outside
+        expect=(201,),
+    )
+    tines = requests.Session()
+    tines.trust_env = False
+    tines.headers["Authorization"] = f"Bearer {airflow.sandbox.tines_token}"
+
+    def set_disabled(disabled: bool) -> float:
+        answer = tines.put(
+            f"{airflow.sandbox.url}/api/v1/actions/90005", json={"disabled": disabled}, timeout=10
+        )
+        assert answer.status_code == 200, answer.text
+        return time.time()
+
+    enabled_at = set_disabled(False)
+    airflow.api.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False})
+    lag = float(sandbox.request("GET", "/_sandbox/config")["visibility_lag"])
+
+    def watcher_saw_it_enabled() -> bool | None:
+        # A poll of the watcher started after the enable became visible: its state shows it enabled.
+        reads = [
+            entry
+            for entry in sandbox.journal(method="GET")
+            if entry["path"] in ("/api/v1/actions/90005", "/api/v1/actions")
+            and entry["time"] > enabled_at + lag + 1
+        ]
+        return True if reads else None
+
+    wait_for(watcher_saw_it_enabled, timeout=airflow.budget.cap(180), interval=2, what="the watcher to poll")
+    disabled_at = set_disabled(True)
+
+    def reenabled_run() -> dict[str, Any] | None:
+        runs = airflow.api.request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 50})["dag_runs"]
+        for run in runs:
+            if run["state"] not in ("success", "failed"):
+                continue
+            states = {
+                ti["task_id"]: ti["state"] for ti in airflow.api.task_instances(dag_id, run["dag_run_id"])
+            }
+            if states.get("reenable") == "success":
+                return dict(run, states=states)
+        return None
+
+    run = wait_for(
+        reenabled_run, timeout=airflow.budget.cap(240), interval=3, what="a watch run that re-enabled 90005"
+    )
+    assert run["state"] == "success", run
+    assert run["run_type"] == "asset_triggered", run
+    assert sandbox.state()["tines"]["actions"]["90005"]["disabled"] is False
+    writes = [
+        e for e in sandbox.journal(method="PUT", path="/api/v1/actions/90005") if e["time"] > disabled_at
+    ]
+    assert [e["body"] for e in writes] == [{"disabled": False}], writes  # one write: the re-enable
+    airflow.api.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": True})
