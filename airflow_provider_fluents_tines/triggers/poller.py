@@ -431,7 +431,13 @@ async def subscribe(
     poller.users += 1
     subscription: Subscription | None = None
     try:
-        await poller.open()
+        try:
+            await poller.open()
+        except Exception:
+            # A failed opening (a connection that cannot be read now) is not kept for later subscribers.
+            if pollers.get(key) is poller:
+                del pollers[key]
+            raise
         subscription = poller.subscribe(object_id, scope, whole_scope=whole_scope)
         yield subscription
     finally:

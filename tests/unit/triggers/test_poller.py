@@ -260,3 +260,25 @@ def test_pollers_are_per_connection_and_stop_when_nobody_waits():
     assert asyncio.run(main()) == 2
     assert hooks["a"].calls == hooks["b"].calls == [("get", 1)]
     assert hooks["a"].closed and hooks["b"].closed
+
+
+def test_a_poller_that_could_not_open_is_not_kept_for_the_next_subscriber():
+    hook = FakeHook(TENANT)
+    attempts = []
+
+    def flaky() -> FakeHook:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionError("the metadata DB is away")
+        return hook
+
+    async def main() -> Any:
+        with pytest.raises(ConnectionError):
+            async with subscribe("tines_default", TINES_ACTION, 1, prepare_hook=flaky):
+                pass
+        assert active_pollers() == {}
+        async with subscribe("tines_default", TINES_ACTION, 1, prepare_hook=flaky) as subscription:
+            return await subscription.read(timeout=5)
+
+    assert asyncio.run(main()).object["id"] == 1
+    assert len(attempts) == 2
