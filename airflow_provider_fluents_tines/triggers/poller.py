@@ -22,6 +22,7 @@ leaves. Triggers keep their own intervals, deadlines, expected states and events
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import weakref
@@ -143,6 +144,12 @@ class SharedPoller:
         self.hook, self.settings = hook, settings
 
     async def close(self) -> None:
+        if self._opened is not None and not self._opened.done():
+            # The last subscriber left while the connection was being read: the session it would
+            # open must not outlive the poller.
+            self._opened.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._opened
         for timer in self._timers.values():
             timer.cancel()
         for task in list(self._serving):

@@ -39,13 +39,14 @@ class FakeHook:
         self.page_size = page_size
         self.calls: list[tuple[Any, ...]] = []
         self.list_errors: list[ApiRequestError] = []
-        self.closed = False
+        self.opened = self.closed = False
         self.settings = ApiSettings(
             base_url="https://t.example", api_key="k" * 12, timeout=5.0, retry_policy=RetryPolicy()
         )
 
     @asynccontextmanager
     async def async_session(self, settings):
+        self.opened = True
         yield object()
         self.closed = True
 
@@ -282,3 +283,30 @@ def test_a_poller_that_could_not_open_is_not_kept_for_the_next_subscriber():
 
     assert asyncio.run(main()).object["id"] == 1
     assert len(attempts) == 2
+
+
+def test_a_subscriber_cancelled_while_the_poller_opens_leaves_no_session_open():
+    import time
+
+    hook = FakeHook(TENANT)
+
+    def slow() -> FakeHook:
+        time.sleep(0.3)  # the connection lookup, in its thread
+        return hook
+
+    async def main() -> None:
+        async def wait() -> None:
+            async with subscribe("tines_default", TINES_ACTION, 1, prepare_hook=slow):
+                await asyncio.sleep(10)
+
+        task = asyncio.create_task(wait())
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert active_pollers() == {}
+        await asyncio.sleep(0.5)  # the lookup's thread ends meanwhile
+
+    asyncio.run(main())
+    assert hook.opened is hook.closed  # never opened, or closed
+    assert hook.calls == []
