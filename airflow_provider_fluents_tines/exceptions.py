@@ -32,6 +32,14 @@ class InvalidFieldError(FluentsTinesError, AirflowFailException, ValueError):
         super().__init__(f"{field}: {rule}")
 
 
+class InvalidTriggerArgument(InvalidFieldError, TypeError):
+    """
+    A trigger's argument breaks a rule. Also a ``TypeError``: that is what Airflow's triggerer
+    expects of a trigger it cannot build from stored kwargs (it then fails that trigger alone,
+    where any other error would stop every trigger of the process).
+    """
+
+
 class ApiRequestError(FluentsTinesError):
     """
     A request to the Fluents or Tines API failed.

@@ -165,8 +165,10 @@ class TinesAction(ObjectKind):
 def _next_page_number(meta: Mapping[str, Any], page: int) -> int | None:
     """
     The page after ``page``, from ``meta.next_page`` (a full URL: only its ``page`` parameter is
-    used, so that no request follows a URL to another host); None when there is none, or when it
-    does not move forward (a server bug must not loop a reader).
+    used, so that no request follows a URL to another host); None on the last page.
+
+    :raises ValueError: a next page is named but cannot be followed forward (a server bug must not
+        loop a reader, nor end a listing early).
     """
     next_url = meta.get("next_page")
     if not isinstance(next_url, str) or not next_url:
@@ -175,7 +177,10 @@ def _next_page_number(meta: Mapping[str, Any], page: int) -> int | None:
     if not validation._is_positive_int(number):
         values = parse_qs(urlsplit(next_url).query).get("page") or [""]
         number = int(values[0]) if values[0].isdigit() else None
-    return number if isinstance(number, int) and number > page else None
+    if not isinstance(number, int) or number <= page:
+        # A next page that cannot be followed is not the end of the list: the listing is incomplete.
+        raise ValueError(f"meta.next_page {next_url[:200]!r} gives no page after {page}")
+    return number
 
 
 TINES_ACTION = TinesAction()

@@ -28,7 +28,7 @@ import logging
 import weakref
 from collections.abc import AsyncIterator, Callable, Hashable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
@@ -47,6 +47,11 @@ CONCURRENT_GETS = 8
 MAX_PAGES = 100
 #: An ask waits for the scope's other subscribers at most this long, whatever its interval.
 MAX_GATHER_SECONDS = 15.0
+#: A poller reads its connection again after this long (a rotated key, a new host), and at once
+#: when the API answers 401.
+CONNECTION_TTL_SECONDS = 300.0
+#: A scope whose list endpoint refused a request is read with GETs this long before it is listed again.
+LIST_OFF_SECONDS = 600.0
 
 
 def gather_seconds(interval: float) -> float:
@@ -71,6 +76,21 @@ class _Ask:
     subscription: Subscription
     future: asyncio.Future[Reading]
     single: bool  # read with its own GET, whatever the others do
+
+
+@dataclass
+class _Listed:
+    """What one list read gave: the asked objects it showed, those it did not, and how it ended."""
+
+    found: dict[Any, dict[str, Any]] = field(default_factory=dict)
+    unfound: set[Any] = field(default_factory=set)
+    #: every object of the scope, when read whole and the read completed.
+    listing: dict[Any, dict[str, Any]] | None = None
+    #: what stopped it, for whole-scope asks.
+    error: ApiRequestError | None = None
+    #: the error holds for every unfound object too (auth, the rate limit, a server error, the
+    #: deadline): they get it instead of a GET each. Otherwise they are read one by one.
+    shared: bool = False
 
 
 class Subscription:
@@ -114,6 +134,8 @@ class SharedPoller:
         self._session: Any = None
         self._stack = AsyncExitStack()
         self._opened: asyncio.Future[None] | None = None
+        self._resolved_at = 0.0
+        self._resolving = asyncio.Lock()
         self.users = 0
         self._members: dict[Hashable | None, set[Subscription]] = {}
         self._by_id: dict[Any, set[Subscription]] = {}
@@ -124,7 +146,11 @@ class SharedPoller:
         self._scopes: dict[Any, Hashable | None] = {}
         #: pages each scope's list had when last read (1 until read).
         self._pages: dict[Hashable | None, int] = {}
-        self.bulk = kind.list_page_size is not None
+        #: scopes whose list endpoint refused a request -> the loop time they may be listed again.
+        self._list_off_until: dict[Hashable | None, float] = {}
+        #: subscribed objects a complete list read did not show (drafts, objects yet to be made):
+        #: read with GETs, not with a list page each round, until a list shows them.
+        self._unlisted: set[Any] = set()
         self._gets = asyncio.Semaphore(CONCURRENT_GETS)
         #: requests sent, by kind of read (for tests and the benchmark).
         self.sent = {"get": 0, "list": 0}
@@ -138,10 +164,44 @@ class SharedPoller:
         await asyncio.shield(self._opened)
 
     async def _open(self) -> None:
+        await self._resolve()
+
+    async def _resolve(self) -> bool:
+        """
+        Read the connection (in a thread) and, when its settings changed (or on the first call),
+        open a session with them. True when they changed; the old session is closed with the poller.
+        """
         hook = await sync_to_async(self._prepare_hook)()
         settings = hook.settings
+        self._resolved_at = asyncio.get_running_loop().time()
+        if (
+            self.settings is not None
+            and settings == self.settings
+            and settings.budget is self.settings.budget
+        ):
+            return False
+        # Requests in flight may still use the old session: it is closed with the poller, not now.
         self._session = await self._stack.enter_async_context(hook.async_session(settings))
+        if self.settings is not None:
+            log.info("The %s connection changed: the shared poller uses its new settings.", self.kind.service)
         self.hook, self.settings = hook, settings
+        return True
+
+    async def _refresh(self, *, force: bool) -> bool:
+        """Read the connection again when it is due (or ``force``); True when its settings changed."""
+        async with self._resolving:
+            if not force and asyncio.get_running_loop().time() - self._resolved_at < CONNECTION_TTL_SECONDS:
+                return False
+            try:
+                return await self._resolve()
+            except Exception as err:  # the metadata DB away: go on with the settings there are
+                self._resolved_at = asyncio.get_running_loop().time()
+                log.warning(
+                    "Reading the %s connection again failed (%s); keeping its settings.",
+                    self.kind.service,
+                    err,
+                )
+                return False
 
     async def close(self) -> None:
         if self._opened is not None and not self._opened.done():
@@ -168,7 +228,7 @@ class SharedPoller:
         """Subscribe to ``object_id`` (``scope``: where it is thought to be), or to all of ``scope``."""
         if not whole_scope:
             scope = self._scopes.get(object_id, scope)
-            if scope is not None and (not self.bulk or self.kind.list_request(scope, 1) is None):
+            if scope is not None and self.kind.list_request(scope, 1) is None:
                 scope = None  # not a scope this kind lists: the object is grouped with the whole list
         subscription = Subscription(self, object_id, scope, whole_scope)
         self._members.setdefault(scope, set()).add(subscription)
@@ -187,12 +247,16 @@ class SharedPoller:
             watchers.discard(subscription)
             if not watchers:
                 del self._by_id[subscription.object_id]
+                self._scopes.pop(subscription.object_id, None)
+                self._unlisted.discard(subscription.object_id)
         # The others of its scope may have been waiting for it to ask.
         self._serve_if_ready(subscription.scope)
 
     def _learn(self, object_id: Any, scope: Hashable | None) -> None:
-        """Where ``object_id`` was read: its subscriptions move to that scope's group."""
-        if not self.bulk or (scope is not None and self.kind.list_request(scope, 1) is None):
+        """Where a subscribed ``object_id`` was read: its subscriptions move to that scope's group."""
+        if object_id not in self._by_id:
+            return  # only subscribed objects are remembered: a tenant's listing is not kept
+        if scope is not None and self.kind.list_request(scope, 1) is None:
             scope = None
         self._scopes[object_id] = scope
         for subscription in self._by_id.get(object_id, ()):
@@ -211,6 +275,9 @@ class SharedPoller:
         loop = asyncio.get_running_loop()
         ask = _Ask(subscription, loop.create_future(), single)
         scope = subscription.scope
+        # Never gather away the time the read itself needs: half of what is left before the
+        # deadline stays for it, so the last poll before a deadline is made.
+        gather = min(gather, max(0.0, timeout) / 2)
         self._asks.setdefault(scope, []).append(ask)
         if not self._serve_if_ready(scope):
             serve_at = loop.time() + max(0.0, gather)
@@ -258,39 +325,29 @@ class SharedPoller:
                     ask.future.set_exception(err)
 
     async def _read_and_deliver(self, scope: Hashable | None, asks: list[_Ask]) -> None:
-        wanted = {
-            ask.subscription.object_id for ask in asks if not (ask.subscription.whole_scope or ask.single)
-        }
-        singles = {ask.subscription.object_id for ask in asks if ask.single}
-        whole = any(ask.subscription.whole_scope for ask in asks)
-        listed: dict[Any, dict[str, Any]] = {}
-        listing: dict[Any, dict[str, Any]] | None = None
-        list_error: ApiRequestError | None = None
-        unfound = set(wanted)
-        listable = self.bulk and self.kind.list_request(scope, 1) is not None
-        # A page costs one request, as a GET does: list only when that takes fewer requests.
-        if listable and (whole or len(wanted) > self._pages.get(scope, 1)):
-            listed, unfound, listing, list_error = await self._list(scope, wanted, whole)
-        got: dict[Any, dict[str, Any] | ApiRequestError] = {}
-        if list_error is not None and self.bulk:
-            # The list failed as a GET would have (auth, the rate limit, a server error, the
-            # deadline): the objects it did not show get that error, not a GET each.
-            got.update(dict.fromkeys(unfound, list_error))
-            unfound = set()
-        got.update(await self._get_each((unfound | singles) - got.keys()))
+        await self._refresh(force=False)
+        listed, got = await self._read(scope, asks)
+        refused = [
+            r
+            for r in (listed.error, *got.values())
+            if isinstance(r, ApiRequestError) and r.http_status == 401
+        ]
+        # A 401 may mean the key was rotated since the poller read the connection: read it again.
+        if refused and await self._refresh(force=True):
+            listed, got = await self._read(scope, asks)
         for ask in asks:
             if ask.future.done():
                 continue
             subscription = ask.subscription
             if subscription.whole_scope:
-                if listing is not None:
-                    ask.future.set_result(Reading(objects=listing, listed=True))
+                if listed.listing is not None:
+                    ask.future.set_result(Reading(objects=listed.listing, listed=True))
                 else:
-                    ask.future.set_exception(list_error or self._not_listed(scope))
+                    ask.future.set_exception(listed.error or self._not_listed(scope))
                 continue
             object_id = subscription.object_id
-            if not ask.single and object_id in listed:
-                ask.future.set_result(Reading(object=listed[object_id], listed=True))
+            if not ask.single and object_id in listed.found:
+                ask.future.set_result(Reading(object=listed.found[object_id], listed=True))
                 continue
             result = got.get(object_id)
             if isinstance(result, ApiRequestError):
@@ -298,15 +355,34 @@ class SharedPoller:
             elif result is not None:
                 ask.future.set_result(Reading(object=result))
 
-    async def _list(
-        self, scope: Hashable | None, wanted: set[Any], whole: bool
-    ) -> tuple[dict[Any, dict[str, Any]], set[Any], dict[Any, dict[str, Any]] | None, ApiRequestError | None]:
-        """
-        Page through ``scope``'s list: (the wanted objects found, those not found, the whole listing
-        when ``whole`` and it completed, the error that stopped it).
-        """
+    async def _read(
+        self, scope: Hashable | None, asks: list[_Ask]
+    ) -> tuple[_Listed, dict[Any, dict[str, Any] | ApiRequestError]]:
+        """Read what ``asks`` want: a list read when that takes fewer requests, GETs for the rest."""
+        asked = {
+            ask.subscription.object_id for ask in asks if not (ask.subscription.whole_scope or ask.single)
+        }
+        singles = {ask.subscription.object_id for ask in asks if ask.single} | (asked & self._unlisted)
+        wanted = asked - self._unlisted
+        whole = any(ask.subscription.whole_scope for ask in asks)
+        listed = _Listed(unfound=set(wanted))
+        listable = (
+            self.kind.list_request(scope, 1) is not None
+            and self._list_off_until.get(scope, 0.0) <= asyncio.get_running_loop().time()
+        )
+        # A page costs one request, as a GET does: list only when that takes fewer requests.
+        if listable and (whole or len(wanted) > self._pages.get(scope, 1)):
+            listed = await self._list(scope, wanted, whole)
+        got: dict[Any, dict[str, Any] | ApiRequestError] = {}
+        if listed.error is not None and listed.shared:
+            got.update(dict.fromkeys(listed.unfound, listed.error))
+        got.update(await self._get_each((listed.unfound | singles) - got.keys()))
+        return listed, got
+
+    async def _list(self, scope: Hashable | None, wanted: set[Any], whole: bool) -> _Listed:
+        """Page through ``scope``'s list for ``wanted`` (all of it, with ``whole``)."""
         assert self.hook is not None and self.settings is not None
-        found: dict[Any, dict[str, Any]] = {}
+        listed = _Listed(unfound=set(wanted))
         listing: dict[Any, dict[str, Any]] = {}
         page = 1
         while True:
@@ -314,16 +390,21 @@ class SharedPoller:
             try:
                 result = await self.hook.alist_page(self._session, self.settings, self.kind, scope, page)
             except ApiRequestError as err:
-                if page == 1 and not err.retryable and err.http_status in (200, 400, 404, 405, 422):
-                    # The list endpoint is not what the reference says: read one by one from now on.
-                    self.bulk = False
+                listed.error = err
+                # Only what holds for the whole key (the rate limit, a server error, the deadline, a
+                # refused key) is passed on to each unfound object; anything else a GET will tell.
+                listed.shared = err.retryable or err.http_status == 401
+                if page == 1 and not listed.shared:
+                    self._list_off_until[scope] = asyncio.get_running_loop().time() + LIST_OFF_SECONDS
                     log.warning(
-                        "Listing %s %ss failed (%s): reading each object with its own GET from now on.",
+                        "Listing %s %ss%s failed (%s): reading them with GETs for %d s.",
                         self.kind.service,
                         self.kind.noun,
+                        "" if scope is None else f" of {scope}",
                         err,
+                        LIST_OFF_SECONDS,
                     )
-                return found, wanted - found.keys(), None, err
+                return listed
             if result.pages is not None:
                 self._pages[scope] = result.pages
             for item in result.items:
@@ -331,20 +412,28 @@ class SharedPoller:
                 if object_id is None:
                     continue
                 self._learn(object_id, scope if scope is not None else self.kind.scope_of(item))
+                self._unlisted.discard(object_id)
                 if whole:
                     listing[object_id] = item
-                if object_id in wanted:
-                    found[object_id] = item
-            unfound = wanted - found.keys()
+                if object_id in listed.unfound:
+                    listed.found[object_id] = item
+                    listed.unfound.discard(object_id)
             if result.next_page is None:
-                return found, unfound, listing if whole else None, None
+                if result.pages is not None and page < result.pages:
+                    # The answer says there are more pages but gives no way to them: not complete.
+                    listed.error = self._not_listed(scope, f"page {page} of {result.pages} has no next page")
+                    return listed
+                self._unlisted |= listed.unfound  # a complete list did not show them
+                listed.listing = listing if whole else None
+                return listed
             if page >= MAX_PAGES:
                 log.warning("Stopped listing %s %ss after %d pages.", self.kind.service, self.kind.noun, page)
-                return found, unfound, None, None
+                listed.error = self._not_listed(scope, f"more than {MAX_PAGES} pages")
+                return listed
             if not whole:
                 pages_left = (result.pages or page + 1) - page
-                if not unfound or pages_left >= len(unfound):
-                    return found, unfound, None, None  # the rest costs no more one by one
+                if not listed.unfound or pages_left >= len(listed.unfound):
+                    return listed  # the rest costs no more one by one
             page = result.next_page
 
     async def _get_each(self, object_ids: set[Any]) -> dict[Any, dict[str, Any] | ApiRequestError]:
@@ -364,13 +453,15 @@ class SharedPoller:
 
         return dict(await asyncio.gather(*(get(object_id) for object_id in object_ids)))
 
-    def _not_listed(self, scope: Hashable | None) -> ApiRequestError:
+    def _not_listed(
+        self, scope: Hashable | None, why: str = "the list endpoint is not used"
+    ) -> ApiRequestError:
         return ApiRequestError(
             service=self.kind.service,
             method="GET",
-            path=f"(list of {self.kind.noun}s in {scope})",
+            path=f"(list of {self.kind.noun}s in {'the whole list' if scope is None else scope})",
             http_status=None,
-            api_message="the list could not be read whole",
+            api_message=f"the list could not be read whole: {why}",
             retryable=True,
         )
 

@@ -9,7 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_fluents_tines.exceptions import ApiRequestError, InvalidFieldError
+from airflow_provider_fluents_tines.exceptions import (
+    ApiRequestError,
+    InvalidFieldError,
+    InvalidTriggerArgument,
+)
 from airflow_provider_fluents_tines.hooks.settings import check_hook_params
 from airflow_provider_fluents_tines.matching import FieldDifference
 from airflow_provider_fluents_tines.objects import KINDS
@@ -45,7 +49,7 @@ class ObjectStateTrigger(BaseTrigger):
 
     Events (``triggers.events``): :class:`SuccessEvent`, :class:`TimeoutEvent` (what the wait last
     saw, see :class:`WaitLog`) or :class:`FailedEvent`. No poll starts at or after ``end_time``,
-    and each poll's request is cut to end by it.
+    and the wait ends at it even while a shared read is still in flight.
 
     :param conn_id: the connection id.
     :param object_kind: the kind's key: ``"fluents.action"``, ``"fluents.number"`` or ``"tines.action"``.
@@ -86,7 +90,9 @@ class ObjectStateTrigger(BaseTrigger):
         super().__init__()
         self.conn_id = conn_id
         if object_kind not in KINDS:  # fails in the task that defers, not later in the triggerer
-            raise ValueError(f"object_kind must be one of {sorted(KINDS)}, got {object_kind!r}")
+            raise InvalidTriggerArgument(
+                "object_kind", f"must be one of {sorted(KINDS)}, got {object_kind!r}"
+            )
         self.kind = KINDS[object_kind]
         self.object_kind = object_kind
         self.object_id = object_id

@@ -21,9 +21,14 @@ from collections.abc import AsyncIterator, Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+from asgiref.sync import sync_to_async
 
 from airflow_provider_fluents_tines import validation
-from airflow_provider_fluents_tines.exceptions import ApiRequestError
+from airflow_provider_fluents_tines.exceptions import (
+    ApiRequestError,
+    InvalidFieldError,
+    InvalidTriggerArgument,
+)
 from airflow_provider_fluents_tines.hooks.settings import check_hook_params
 from airflow_provider_fluents_tines.objects import KINDS, TINES_ACTION
 from airflow_provider_fluents_tines.redaction import redact, shown_value
@@ -38,6 +43,10 @@ log = logging.getLogger(__name__)
 STATE_KEY = "fluents_tines_last_seen"
 #: Hex digits kept of each field's digest: change detection, not integrity.
 _DIGEST_CHARS = 16
+#: Objects an event carries at most (a story watcher's changes are all listed in ``changes``).
+MAX_EVENT_OBJECTS = 50
+#: The longest wait before a watcher tries again after an error outside a read.
+_MAX_BACKOFF_SECONDS = 600.0
 
 
 class ObjectChangeTrigger(BaseEventTrigger):
@@ -76,7 +85,30 @@ class ObjectChangeTrigger(BaseEventTrigger):
         hook_params: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        # Checked where the watcher is declared (DAG parsing), not later in the triggerer.
+        # Checked where the watcher is declared (DAG parsing). An InvalidTriggerArgument is also a
+        # TypeError, which is what the triggerer expects of kwargs it cannot build a trigger from.
+        try:
+            object_id, story_id = self._checked(
+                conn_id, object_kind, object_id, story_id, fields, poll_interval
+            )
+        except InvalidFieldError as err:
+            raise InvalidTriggerArgument(err.field, err.rule) from None
+        kind = KINDS[object_kind]
+        self.conn_id = conn_id
+        self.object_kind = object_kind
+        self.kind = kind
+        self.object_id = object_id
+        self.story_id = story_id
+        self.fields = fields
+        self.poll_interval = float(poll_interval)
+        self.hook_params = check_hook_params(hook_params) or None
+        self._key, self._key_id = b"", ""  # the digest key, read when the watch starts
+
+    @staticmethod
+    def _checked(
+        conn_id: Any, object_kind: Any, object_id: Any, story_id: Any, fields: Any, poll_interval: Any
+    ) -> tuple[Any, Any]:
+        """The arguments' rules; the object or story id as the API takes it."""
         if not isinstance(conn_id, str) or not conn_id:
             raise validation.invalid("conn_id", "must be a non-empty connection id")
         if object_kind not in KINDS:
@@ -104,14 +136,7 @@ class ObjectChangeTrigger(BaseEventTrigger):
             raise validation.invalid(
                 "poll_interval", f"must be a positive number of seconds, got {poll_interval!r}"
             )
-        self.conn_id = conn_id
-        self.object_kind = object_kind
-        self.kind = kind
-        self.object_id = object_id
-        self.story_id = story_id
-        self.fields = fields
-        self.poll_interval = float(poll_interval)
-        self.hook_params = check_hook_params(hook_params) or None
+        return object_id, story_id
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -165,8 +190,21 @@ class ObjectChangeTrigger(BaseEventTrigger):
     async def _snapshots(self) -> AsyncIterator[dict[str, Any]]:
         """
         Every poll's result, for ever: ``{"objects": {str(id): object}}`` (a missing single object:
-        empty) or ``{"error": message}``.
+        empty) or ``{"error": message}``. No error ends it: a connection that cannot be read, a
+        poller that cannot open, a failed read are reported and tried again after a backoff.
         """
+        failures = 0
+        while True:
+            try:
+                async for snapshot in self._poll():
+                    failures = 0 if "objects" in snapshot else failures
+                    yield snapshot
+            except Exception as err:  # before or between polls: the connection, the poller
+                failures += 1
+                yield {"error": f"{type(err).__name__}: {err}"}
+                await asyncio.sleep(min(self.poll_interval * 2 ** min(failures - 1, 6), _MAX_BACKOFF_SECONDS))
+
+    async def _poll(self) -> AsyncIterator[dict[str, Any]]:
         failures = 0
         async with subscribe(
             self.conn_id,
@@ -179,11 +217,15 @@ class ObjectChangeTrigger(BaseEventTrigger):
         ) as subscription:
             assert subscription.poller.settings is not None
             policy = subscription.poller.settings.retry_policy
+            # A list item of a kind whose list shape is not a GET's would show fields coming and going.
+            single = self.story_id is None and not self.kind.list_item_is_full
             gather = 0.0
             while True:
                 delay = self.poll_interval
                 try:
-                    reading = await subscription.read(timeout=self.poll_interval * 2 + 60, gather=gather)
+                    reading = await subscription.read(
+                        timeout=self.poll_interval * 2 + 60, gather=gather, single=single
+                    )
                 except (ApiRequestError, asyncio.TimeoutError) as err:
                     if isinstance(err, ApiRequestError) and err.http_status == 404 and self.story_id is None:
                         failures = 0
@@ -205,8 +247,15 @@ class ObjectChangeTrigger(BaseEventTrigger):
     # ---- what changed ----------------------------------------------------------------------------
 
     async def _changes(self, snapshots: AsyncIterator[dict[str, Any]]) -> AsyncIterator[TriggerEvent]:
+        # Config reads may run a command or a secrets backend: in a thread, once per trigger.
+        self._key, self._key_id = await sync_to_async(_digest_key)()
         seen = await self._load()
+        unsaved = False
         async for snapshot in snapshots:
+            if unsaved:
+                # Saved once the next poll is in, after the event was handed over: a crash in
+                # between reports the change again after a restart rather than never.
+                unsaved = not await self._save(seen)
             if "error" in snapshot:
                 log.warning("Watching %s: %s; polling again.", self._shown(), snapshot["error"])
                 continue
@@ -216,24 +265,12 @@ class ObjectChangeTrigger(BaseEventTrigger):
                 seen = digests  # the first state seen: nothing to compare it with
                 await self._save(seen)
                 continue
-            changes = []
-            for key in sorted(seen.keys() | digests.keys()):
-                before, now = seen.get(key), digests.get(key)
-                if before == now:
-                    continue
-                if before is None:
-                    changes.append({"object_id": key, "change": "created", "fields": sorted(now or {})})
-                elif now is None:
-                    changes.append({"object_id": key, "change": "deleted", "fields": sorted(before)})
-                else:
-                    differing = sorted(
-                        name for name in before.keys() | now.keys() if before.get(name) != now.get(name)
-                    )
-                    changes.append({"object_id": key, "change": "changed", "fields": differing})
+            changes = _changes_between(seen, digests)
             seen = digests
             if not changes:
                 continue
             log.info("Watching %s: %s", self._shown(), shown_value(changes)[:500])
+            shown = [change["object_id"] for change in changes if change["object_id"] in objects]
             yield TriggerEvent(
                 {
                     "conn_id": self.conn_id,
@@ -241,17 +278,15 @@ class ObjectChangeTrigger(BaseEventTrigger):
                     "object_id": self.object_id,
                     "story_id": self.story_id,
                     "changes": changes,
-                    # Asset events are stored in the metadata DB: secrets never travel in them.
-                    "objects": {
-                        change["object_id"]: redact(objects[change["object_id"]])
-                        for change in changes
-                        if change["object_id"] in objects
-                    },
+                    # Asset events are stored in the metadata DB: secrets starred, volatile fields
+                    # left out, and at most MAX_EVENT_OBJECTS objects.
+                    "objects": {key: self._shown_object(objects[key]) for key in shown[:MAX_EVENT_OBJECTS]},
                 }
             )
-            # Saved after the event is handed over: a crash in between reports the change again
-            # after a restart rather than never.
-            await self._save(seen)
+            unsaved = True
+
+    def _shown_object(self, obj: Mapping[str, Any]) -> Any:
+        return redact({name: value for name, value in obj.items() if name not in self.kind.volatile_fields})
 
     def _watched(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         normalized = self.kind.normalize(obj)
@@ -261,7 +296,7 @@ class ObjectChangeTrigger(BaseEventTrigger):
 
     def _digests(self, obj: Mapping[str, Any]) -> dict[str, str]:
         """Each watched field's keyed digest: what is stored, so that no value is."""
-        key = _digest_key()
+        key = self._key
         return {
             name: hmac.new(
                 key, json.dumps(value, sort_keys=True, default=str).encode(), hashlib.sha256
@@ -276,46 +311,73 @@ class ObjectChangeTrigger(BaseEventTrigger):
 
     # ---- the asset state store (Airflow 3.3) ---------------------------------------------------------
 
+    def _state_key(self) -> str:
+        """
+        The store key of this watcher: its identity (what it watches and how), so that several
+        watchers of one asset, or a watcher whose fields changed, never read each other's state.
+        """
+        identity = json.dumps([self.conn_id, self.object_kind, self.object_id, self.story_id, self.fields])
+        return f"{STATE_KEY}:{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+
     async def _load(self) -> dict[str, dict[str, str]] | None:
         store = getattr(self, "asset_state_store", None)
         if store is None:
             return None
         try:
-            stored = await store.aget(STATE_KEY)
-        except Exception as err:  # a watcher of several assets, or a store that fails: memory only
-            log.warning(
-                "Watching %s: the asset state store cannot be read (%s); keeping state in memory.",
-                self._shown(),
-                err,
-            )
+            stored = await store.aget(self._state_key())
+        except ValueError as err:  # a watcher of several assets has no single store
+            log.warning("Watching %s: %s; keeping what it saw in memory only.", self._shown(), err)
             self.asset_state_store = None
             return None
-        if not isinstance(stored, dict) or stored.get("key_id") != _digest_key_id():
+        except Exception as err:
+            log.warning("Watching %s: the asset state store cannot be read (%s).", self._shown(), err)
+            return None
+        if not isinstance(stored, dict) or stored.get("key_id") != self._key_id:
             return None  # none yet, or digests made with another key: start afresh
         seen = stored.get("objects")
         return seen if isinstance(seen, dict) else None
 
-    async def _save(self, seen: dict[str, dict[str, str]]) -> None:
+    async def _save(self, seen: dict[str, dict[str, str]] | None) -> bool:
+        """Store what was seen; True when stored (or there is no store)."""
         store = getattr(self, "asset_state_store", None)
-        if store is None:
-            return
+        if store is None or seen is None:
+            return True
         try:
-            await store.aset(STATE_KEY, {"key_id": _digest_key_id(), "objects": seen})
+            await store.aset(self._state_key(), {"key_id": self._key_id, "objects": seen})
         except Exception as err:
             log.warning("Watching %s: the asset state store cannot be written (%s).", self._shown(), err)
+            return False
+        return True
 
 
-def _digest_key() -> bytes:
+def _changes_between(seen: dict[str, dict[str, str]], now: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """Objects created, deleted or changed (in which fields) from ``seen`` to ``now``."""
+    changes: list[dict[str, Any]] = []
+    for key in sorted(seen.keys() | now.keys()):
+        before, after = seen.get(key), now.get(key)
+        if before == after:
+            continue
+        if before is None:
+            changes.append({"object_id": key, "change": "created", "fields": sorted(after or {})})
+        elif after is None:
+            changes.append({"object_id": key, "change": "deleted", "fields": sorted(before)})
+        else:
+            fields = sorted(
+                name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
+            )
+            changes.append({"object_id": key, "change": "changed", "fields": fields})
+    return changes
+
+
+def _digest_key() -> tuple[bytes, str]:
     """
-    The key of the field digests: derived from Airflow's Fernet key where one is set, so that a
-    digest of a short secret cannot be guessed from the metadata DB alone; a fixed one otherwise.
+    The key of the field digests and its id (which names it without revealing it: digests made
+    with another key are not compared). Derived from Airflow's Fernet key where one is set, so that
+    a digest of a short secret cannot be guessed from the metadata DB alone; a fixed one otherwise.
+    Blocking (a ``fernet_key_cmd`` runs a command): call it in a thread.
     """
     from airflow_provider_fluents_tines.version_compat import conf
 
     fernet_key = (conf.get("core", "fernet_key", fallback="") or "").split(",")[0].strip()
-    return hashlib.sha256(b"airflow-provider-fluents-tines/watch:" + fernet_key.encode()).digest()
-
-
-def _digest_key_id() -> str:
-    """Names the digest key without revealing it: stored digests made with another key are not compared."""
-    return hashlib.sha256(b"id:" + _digest_key()).hexdigest()[:12]
+    key = hashlib.sha256(b"airflow-provider-fluents-tines/watch:" + fernet_key.encode()).digest()
+    return key, hashlib.sha256(b"id:" + key).hexdigest()[:12]

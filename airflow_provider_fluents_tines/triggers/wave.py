@@ -10,7 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_fluents_tines.exceptions import ApiRequestError, InvalidFieldError
+from airflow_provider_fluents_tines.exceptions import (
+    ApiRequestError,
+    InvalidFieldError,
+    InvalidTriggerArgument,
+)
 from airflow_provider_fluents_tines.hooks.settings import check_hook_params
 from airflow_provider_fluents_tines.objects import KINDS, ObjectKind
 from airflow_provider_fluents_tines.redaction import shown_value
@@ -58,8 +62,8 @@ class WaveStateTrigger(BaseTrigger):
         super().__init__()
         for entry in objects:  # fails in the task that defers, not later in the triggerer
             if entry.get("object_kind") not in KINDS:
-                raise ValueError(
-                    f"object_kind must be one of {sorted(KINDS)}, got {entry.get('object_kind')!r}"
+                raise InvalidTriggerArgument(
+                    "objects.object_kind", f"must be one of {sorted(KINDS)}, got {entry.get('object_kind')!r}"
                 )
         self.objects = objects
         self.end_time = end_time
@@ -102,12 +106,15 @@ class WaveStateTrigger(BaseTrigger):
         pending = {entry["key"]: entry for entry in self.objects}
         last: dict[str, list[Any]] = {key: [] for key in pending}
         gather = 0.0
-        async with AsyncExitStack() as stack:
-            # One subscription per object, through the loop's shared poller of its connection and kind.
-            subscriptions: dict[str, Subscription] = {}
+        # One subscription per object, through the loop's shared poller of its connection and kind;
+        # each ends when its object matches, so the others of its scope are not held back by it.
+        subscriptions: dict[str, Subscription] = {}
+        stacks: dict[str, AsyncExitStack] = {}
+        try:
             for key, entry in pending.items():
                 kind = KINDS[entry["object_kind"]]
-                subscriptions[key] = await stack.enter_async_context(
+                stacks[key] = AsyncExitStack()
+                subscriptions[key] = await stacks[key].enter_async_context(
                     subscribe(
                         entry["conn_id"],
                         kind,
@@ -147,6 +154,7 @@ class WaveStateTrigger(BaseTrigger):
                         last[key] = [difference.as_dict() for difference in found]
                     else:
                         del pending[key]
+                        await stacks.pop(key).aclose()
                         self.log.info(
                             "%s %s shows its desired state.",
                             kind.noun.capitalize(),
@@ -163,6 +171,9 @@ class WaveStateTrigger(BaseTrigger):
                 )
                 await self._sleep(self.poke_interval)
                 gather = gather_seconds(self.poke_interval)
+        finally:
+            for stack in stacks.values():
+                await stack.aclose()
         if pending:
             return {"status": TIMEOUT, "pending": {key: last[key] for key in pending}}
         return {"status": SUCCESS}

@@ -210,7 +210,9 @@ def test_errors_are_polled_through_without_an_event():
 def test_the_state_survives_a_restart_in_the_asset_state_store_as_digests_only():
     tenant, store = Tenant(), FakeStore()
     assert _watch(tenant, [], store=store, story_id=10) == []  # the first run records the state
-    stored = json.dumps(store.values[STATE_KEY])
+    [key] = store.values  # one key, named after the watcher's identity
+    assert key.startswith(STATE_KEY + ":")
+    stored = json.dumps(store.values[key])
     assert "hunter2" not in stored and "Escalate" not in stored
     # While no triggerer runs: a secret and a name change. The next run reports both at its first poll.
     tenant.actions[2]["options"]["password"] = "correct horse"
@@ -239,3 +241,61 @@ def test_watchers_differing_only_in_fields_share_a_stream_and_filter_it_each_the
 
     assert asyncio.run(events(by_name)) == []
     assert [e["changes"][0]["fields"] for e in asyncio.run(events(by_all))] == [["disabled"]]
+
+
+def test_watchers_of_one_asset_keep_their_states_apart():
+    # Two watchers on one asset share its store: neither reads the other's state as its own.
+    tenant, store = Tenant(), FakeStore()
+    for _ in range(2):
+        assert _watch(tenant, [], store=store, object_id=1) == []
+        assert _watch(tenant, [], store=store, object_id=2) == []
+        assert _watch(tenant, [], store=store, object_id=1, fields=["name"]) == []
+    assert len(store.values) == 3
+
+
+def test_a_connection_that_cannot_be_read_does_not_end_the_watcher():
+    tenant = Tenant()
+    attempts = []
+
+    def flaky() -> Any:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionError("the API server is away")
+        return tenant.hook()
+
+    trigger = ObjectChangeTrigger(
+        conn_id="tines_default", object_kind="tines.action", object_id=1, poll_interval=INTERVAL
+    )
+    trigger._prepare_hook = flaky  # type: ignore[method-assign]
+
+    async def main() -> list[dict]:
+        events: list[dict] = []
+
+        async def collect() -> None:
+            async for event in trigger.run():
+                events.append(event.payload)
+
+        task = asyncio.create_task(collect())
+        while tenant.reads < 2:  # the watcher came back and polled
+            await asyncio.sleep(INTERVAL / 4)
+        tenant.actions[1]["disabled"] = True
+        reads = tenant.reads
+        while tenant.reads < reads + 2:
+            await asyncio.sleep(INTERVAL / 4)
+        task.cancel()
+        return events
+
+    events = asyncio.run(asyncio.wait_for(main(), 10))
+    assert len(attempts) == 2
+    assert [e["changes"][0]["fields"] for e in events] == [["disabled"]]
+
+
+def test_a_bad_watcher_argument_is_also_a_type_error_for_the_triggerer():
+    with pytest.raises(TypeError, match="poll_interval"):
+        ObjectChangeTrigger(conn_id="c", object_kind="tines.action", object_id=1, poll_interval=-1)
+
+
+def test_events_leave_volatile_fields_out():
+    tenant = Tenant()
+    events = _watch(tenant, [lambda: tenant.actions[1].update(disabled=True, updated_at="t2")], object_id=1)
+    assert "updated_at" not in events[0]["objects"]["1"] and events[0]["objects"]["1"]["disabled"] is True
