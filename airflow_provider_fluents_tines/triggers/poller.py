@@ -11,9 +11,9 @@ Fluents list) and answers them together:
   or once reading the rest one by one is cheaper; an object the list does not show is then read
   with its own GET (that answers a 404, a draft action, or a list that shifted while paged).
 
-An ask waits at most its ``gather`` seconds for the scope's other subscribers to ask too, and not
-at all when every subscriber of the scope has asked, so a lone trigger is read at once and many
-triggers fall into step. Every request goes through the connection's request budget
+An ask waits a quarter of its interval (at most 15 s) for the scope's other subscribers to ask too,
+or until the scope's next read when that is due within half an interval, and not at all when every
+subscriber of the scope has asked: a lone trigger is read at once, and many triggers fall into step. Every request goes through the connection's request budget
 (``hooks.budget``), which a ``429`` holds back for everyone. The poller opens one HTTP session and
 resolves the connection once, when its first subscriber arrives, and closes both when the last one
 leaves. Triggers keep their own intervals, deadlines, expected states and events.
@@ -105,16 +105,17 @@ class Subscription:
         self.scope = scope
         self.whole_scope = whole_scope
 
-    async def read(self, *, timeout: float, gather: float = 0.0, single: bool = False) -> Reading:
+    async def read(self, *, timeout: float, interval: float | None = None, single: bool = False) -> Reading:
         """
         A reading made by a request that starts after this call.
 
         :param timeout: seconds to wait for it (the trigger's deadline); ``asyncio.TimeoutError`` after.
-        :param gather: seconds the ask may wait for the scope's other subscribers to ask too.
+        :param interval: how often this subscriber asks; the ask may wait a little for the scope's
+            other subscribers (see :meth:`SharedPoller._wait_for_others`). None: read at once.
         :param single: read this object with its own GET (a match seen in a list item is confirmed so).
         :raises ApiRequestError: the read failed (as a GET of the object would have).
         """
-        return await self.poller._ask(self, timeout=timeout, gather=gather, single=single)
+        return await self.poller._ask(self, timeout=timeout, interval=interval, single=single)
 
 
 class SharedPoller:
@@ -141,6 +142,9 @@ class SharedPoller:
         self._by_id: dict[Any, set[Subscription]] = {}
         self._asks: dict[Hashable | None, list[_Ask]] = {}
         self._timers: dict[Hashable | None, asyncio.TimerHandle] = {}
+        #: the subscriptions of each scope with an ask waiting, and when each scope was last read.
+        self._asking: dict[Hashable | None, set[Subscription]] = {}
+        self._last_served: dict[Hashable | None, float] = {}
         self._serving: set[asyncio.Task[None]] = set()
         #: the scope each object was last read in (Tines: its story), learned from every read.
         self._scopes: dict[Any, Hashable | None] = {}
@@ -237,6 +241,9 @@ class SharedPoller:
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
+        asking = self._asking.get(subscription.scope)
+        if asking is not None:
+            asking.discard(subscription)
         members = self._members.get(subscription.scope)
         if members is not None:
             members.discard(subscription)
@@ -270,35 +277,58 @@ class SharedPoller:
     # ---- asks ----------------------------------------------------------------------------------------
 
     async def _ask(
-        self, subscription: Subscription, *, timeout: float, gather: float, single: bool
+        self, subscription: Subscription, *, timeout: float, interval: float | None, single: bool
     ) -> Reading:
         loop = asyncio.get_running_loop()
+        now = loop.time()
         ask = _Ask(subscription, loop.create_future(), single)
         scope = subscription.scope
-        # Never gather away the time the read itself needs: half of what is left before the
-        # deadline stays for it, so the last poll before a deadline is made.
-        gather = min(gather, max(0.0, timeout) / 2)
         self._asks.setdefault(scope, []).append(ask)
+        self._asking.setdefault(scope, set()).add(subscription)
         if not self._serve_if_ready(scope):
-            serve_at = loop.time() + max(0.0, gather)
+            serve_at = now + self._wait_for_others(scope, now, interval)
+            # Never gather away the time the read itself needs: half of what is left before the
+            # deadline stays for it, so the last poll before a deadline is made.
+            serve_at = min(serve_at, now + max(0.0, timeout) / 2)
             timer = self._timers.get(scope)
             if timer is None or timer.when() > serve_at:
                 if timer is not None:
                     timer.cancel()
                 self._timers[scope] = loop.call_at(serve_at, self._serve, scope)
         try:
-            return await asyncio.wait_for(asyncio.shield(ask.future), timeout=max(0.0, timeout))
+            # asyncio.wait, not wait_for: on Python 3.10 and 3.11 wait_for can swallow a
+            # cancellation that arrives as the reading does, and a cancelled trigger would go on.
+            done, _ = await asyncio.wait({ask.future}, timeout=max(0.0, timeout))
+            if not done:
+                raise asyncio.TimeoutError
+            return ask.future.result()
         finally:
             if not ask.future.done():
                 ask.future.cancel()  # the server of its scope skips it
+                asking = self._asking.get(scope)
+                if asking is not None:
+                    asking.discard(subscription)
+
+    def _wait_for_others(self, scope: Hashable | None, now: float, interval: float | None) -> float:
+        """
+        How long an ask made every ``interval`` seconds waits for the rest of its scope: a quarter
+        of the interval (at most 15 s); and when the scope's next read is due within half an
+        interval (one interval after its last), until then. An ask out of step with its scope's
+        reads thus falls into step within a read or two, instead of costing a read of its own
+        every interval. A first ask (no interval) does not wait.
+        """
+        if interval is None:
+            return 0.0
+        gather = gather_seconds(interval)
+        last = self._last_served.get(scope)
+        if last is not None and now < last + interval <= now + interval / 2:
+            return last + interval - now + gather
+        return gather
 
     def _serve_if_ready(self, scope: Hashable | None) -> bool:
         """Serve ``scope`` now when every subscriber of it has asked: nobody else is worth waiting for."""
-        asks = [ask for ask in self._asks.get(scope, ()) if not ask.future.done()]
-        if not asks:
-            return False
-        asking = {ask.subscription for ask in asks}
-        if len(asking) < len(self._members.get(scope, ())):
+        asking = self._asking.get(scope)
+        if not asking or len(asking) < len(self._members.get(scope, ())):
             return False
         self._serve(scope)
         return True
@@ -307,8 +337,10 @@ class SharedPoller:
         timer = self._timers.pop(scope, None)
         if timer is not None:
             timer.cancel()
+        self._asking.pop(scope, None)
         asks = [ask for ask in self._asks.pop(scope, ()) if not ask.future.done()]
         if asks:
+            self._last_served[scope] = asyncio.get_running_loop().time()
             task = asyncio.ensure_future(self._answer(scope, asks))
             self._serving.add(task)
             task.add_done_callback(self._serving.discard)
@@ -467,7 +499,7 @@ class SharedPoller:
 
 
 async def read_object(
-    subscription: Subscription, expected: Mapping[str, Any], *, timeout: float, gather: float = 0.0
+    subscription: Subscription, expected: Mapping[str, Any], *, timeout: float, interval: float | None = None
 ) -> dict[str, Any]:
     """
     One reading of a subscribed object, for a wait on ``expected``. A list item is confirmed with
@@ -477,7 +509,7 @@ async def read_object(
     """
     loop = asyncio.get_running_loop()
     ends = loop.time() + timeout
-    reading = await subscription.read(timeout=timeout, gather=gather)
+    reading = await subscription.read(timeout=timeout, interval=interval)
     current = reading.object
     assert current is not None
     kind = subscription.poller.kind

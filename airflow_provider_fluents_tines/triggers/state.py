@@ -26,7 +26,7 @@ from airflow_provider_fluents_tines.triggers.events import (
     SuccessEvent,
     TimeoutEvent,
 )
-from airflow_provider_fluents_tines.triggers.poller import gather_seconds, read_object, subscribe
+from airflow_provider_fluents_tines.triggers.poller import read_object, subscribe
 from airflow_provider_fluents_tines.wait_log import WaitLog
 
 if TYPE_CHECKING:
@@ -171,14 +171,16 @@ class ObjectStateTrigger(BaseTrigger):
         ) as subscription:
             assert subscription.poller.settings is not None
             policy = subscription.poller.settings.retry_policy
-            gather = 0.0  # the first read is not held back: the worker's poke was a while ago
+            interval: float | None = (
+                None  # the first read is not held back: the worker's poke was a while ago
+            )
             while True:
                 delay = self._interval(unmatched + 1)
                 left = self.end_time - self._now()
                 if left <= 0:
                     return _timed_out(last_diff, wait_log)
                 try:
-                    current = await read_object(subscription, self.expected, timeout=left, gather=gather)
+                    current = await read_object(subscription, self.expected, timeout=left, interval=interval)
                 except asyncio.TimeoutError:
                     return _timed_out(last_diff, wait_log)
                 except ApiRequestError as err:
@@ -211,7 +213,7 @@ class ObjectStateTrigger(BaseTrigger):
                     await self._sleep(max(0.0, remaining))
                     return _timed_out(last_diff, wait_log)
                 await self._sleep(delay)
-                gather = gather_seconds(delay)
+                interval = delay
 
 
 def _timed_out(last_diff: list[FieldDifference], wait_log: WaitLog) -> TriggerEvent:

@@ -32,7 +32,7 @@ from airflow_provider_fluents_tines.exceptions import (
 from airflow_provider_fluents_tines.hooks.settings import check_hook_params
 from airflow_provider_fluents_tines.objects import KINDS, TINES_ACTION
 from airflow_provider_fluents_tines.redaction import redact, shown_value
-from airflow_provider_fluents_tines.triggers.poller import gather_seconds, subscribe
+from airflow_provider_fluents_tines.triggers.poller import subscribe
 
 if TYPE_CHECKING:
     from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
@@ -219,12 +219,12 @@ class ObjectChangeTrigger(BaseEventTrigger):
             policy = subscription.poller.settings.retry_policy
             # A list item of a kind whose list shape is not a GET's would show fields coming and going.
             single = self.story_id is None and not self.kind.list_item_is_full
-            gather = 0.0
+            interval: float | None = None  # the first poll is made at once
             while True:
                 delay = self.poll_interval
                 try:
                     reading = await subscription.read(
-                        timeout=self.poll_interval * 2 + 60, gather=gather, single=single
+                        timeout=self.poll_interval * 2 + 60, interval=interval, single=single
                     )
                 except (ApiRequestError, asyncio.TimeoutError) as err:
                     if isinstance(err, ApiRequestError) and err.http_status == 404 and self.story_id is None:
@@ -242,7 +242,7 @@ class ObjectChangeTrigger(BaseEventTrigger):
                     else:
                         yield {"objects": {str(self.object_id): reading.object}}
                 await asyncio.sleep(delay)
-                gather = gather_seconds(self.poll_interval)
+                interval = self.poll_interval
 
     # ---- what changed ----------------------------------------------------------------------------
 

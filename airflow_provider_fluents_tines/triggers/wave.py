@@ -21,7 +21,6 @@ from airflow_provider_fluents_tines.redaction import shown_value
 from airflow_provider_fluents_tines.triggers.events import FAILED, SUCCESS, TIMEOUT
 from airflow_provider_fluents_tines.triggers.poller import (
     Subscription,
-    gather_seconds,
     read_object,
     subscribe,
 )
@@ -105,7 +104,7 @@ class WaveStateTrigger(BaseTrigger):
     async def _wait(self) -> dict[str, Any]:
         pending = {entry["key"]: entry for entry in self.objects}
         last: dict[str, list[Any]] = {key: [] for key in pending}
-        gather = 0.0
+        interval: float | None = None  # the first round is read at once
         # One subscription per object, through the loop's shared poller of its connection and kind;
         # each ends when its object matches, so the others of its scope are not held back by it.
         subscriptions: dict[str, Subscription] = {}
@@ -131,7 +130,9 @@ class WaveStateTrigger(BaseTrigger):
                 keys = list(pending)
                 readings = await asyncio.gather(
                     *(
-                        read_object(subscriptions[key], pending[key]["expected"], timeout=left, gather=gather)
+                        read_object(
+                            subscriptions[key], pending[key]["expected"], timeout=left, interval=interval
+                        )
                         for key in keys
                     ),
                     return_exceptions=True,
@@ -170,7 +171,7 @@ class WaveStateTrigger(BaseTrigger):
                     "Still waiting on %d object(s): %s", len(pending), ", ".join(sorted(pending))[:500]
                 )
                 await self._sleep(self.poke_interval)
-                gather = gather_seconds(self.poke_interval)
+                interval = self.poke_interval
         finally:
             for stack in stacks.values():
                 await stack.aclose()

@@ -67,7 +67,7 @@ class FakeHook:
         return ListPage([dict(a) for a in chunk], page + 1 if page < pages else None, pages)
 
 
-def _asks(hook: FakeHook, ids: list[int], *, scope: Any = None, gather: float = 0.0, rounds: int = 1):
+def _asks(hook: FakeHook, ids: list[int], *, scope: Any = None, interval: float | None = None, rounds: int = 1):
     """Subscribe to ``ids`` together and ask for ``rounds`` readings each; returns what each got."""
 
     async def main() -> list[list[Any]]:
@@ -79,7 +79,7 @@ def _asks(hook: FakeHook, ids: list[int], *, scope: Any = None, gather: float = 
                 await started.wait()
                 for _ in range(rounds):
                     try:
-                        got.append(await subscription.read(timeout=5, gather=gather))
+                        got.append(await subscription.read(timeout=5, interval=interval))
                     except ApiRequestError as err:
                         got.append(err)
             return got
@@ -184,10 +184,10 @@ def test_an_ask_waits_its_gather_time_for_the_scope_s_other_subscribers():
             subscribe("tines_default", TINES_ACTION, 2, prepare_hook=lambda: hook, scope=10) as second,
         ):
             started = loop.time()
-            lone = await first.read(timeout=10, gather=0.3)  # the second never asks: read alone
+            lone = await first.read(timeout=10, interval=1.2)  # the second never asks: read alone
             waited = loop.time() - started
             together = await asyncio.gather(
-                first.read(timeout=10, gather=5), second.read(timeout=10, gather=5)
+                first.read(timeout=10, interval=20), second.read(timeout=10, interval=20)
             )  # both ask: read at once, in one list read
             return waited, [lone, *together]
 
@@ -206,7 +206,7 @@ def test_a_subscriber_leaving_lets_the_others_be_read_at_once():
             leaving = subscribe("tines_default", TINES_ACTION, 2, prepare_hook=lambda: hook, scope=10)
             await leaving.__aenter__()
             started = loop.time()
-            ask = asyncio.create_task(first.read(timeout=30, gather=30))
+            ask = asyncio.create_task(first.read(timeout=30, interval=120))
             await asyncio.sleep(0.05)
             await leaving.__aexit__(None, None, None)
             await ask
@@ -227,7 +227,7 @@ def test_an_ask_near_its_deadline_is_not_gathered_away():
             subscribe("tines_default", TINES_ACTION, 2, prepare_hook=lambda: hook, scope=10),
         ):
             started = loop.time()
-            reading = await first.read(timeout=0.6, gather=30)  # the other never asks
+            reading = await first.read(timeout=0.6, interval=120)  # the other never asks
             return loop.time() - started, reading
 
     waited, reading = asyncio.run(main())
@@ -431,3 +431,55 @@ def test_a_list_that_says_it_has_more_pages_but_gives_no_way_there_is_not_taken_
 
     with pytest.raises(ApiRequestError, match="page 1 of 4 has no next page"):
         asyncio.run(main())
+
+
+def test_a_cancelled_trigger_is_cancelled_even_when_its_reading_arrives_at_that_moment():
+    # asyncio.wait_for on Python 3.10 and 3.11 returns the result and drops such a cancellation.
+    from airflow_provider_fluents_tines.triggers.poller import Reading
+
+    hook = FakeHook(TENANT)
+
+    async def main() -> None:
+        async with (
+            subscribe("tines_default", TINES_ACTION, 1, prepare_hook=lambda: hook, scope=10) as first,
+            subscribe("tines_default", TINES_ACTION, 2, prepare_hook=lambda: hook, scope=10),
+        ):
+            task = asyncio.create_task(first.read(timeout=30, interval=120))
+            while not first.poller._asks.get(10):
+                await asyncio.sleep(0.001)
+            [ask] = first.poller._asks[10]
+            ask.future.set_result(Reading(object={"id": 1}))
+            task.cancel()  # in the same turn of the loop as the reading
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(main())
+
+
+def test_subscribers_out_of_step_fall_into_step_and_share_reads():
+    # Two subscribers of one story polling every 0.2 s, a third of an interval apart: after a
+    # read or two they are read together, one list read per interval instead of two reads.
+    hook = FakeHook(TENANT, page_size=10)  # the story is one page: reading both costs one request
+    interval, seconds = 0.2, 2.0
+
+    async def main() -> None:
+        async def poll(object_id: int, offset: float) -> None:
+            async with subscribe(
+                "tines_default", TINES_ACTION, object_id, prepare_hook=lambda: hook, scope=10
+            ) as subscription:
+                await asyncio.sleep(offset)
+                loop = asyncio.get_running_loop()
+                ends = loop.time() + seconds
+                first = True
+                while loop.time() < ends:
+                    await subscription.read(timeout=5, interval=None if first else interval)
+                    first = False
+                    await asyncio.sleep(interval)
+
+        await asyncio.gather(poll(1, 0.0), poll(2, interval / 3))
+
+    asyncio.run(main())
+    reads = len(hook.calls)
+    # Apart, each would be read every interval: about 2 * seconds / interval = 20 reads.
+    assert reads <= 0.6 * 2 * seconds / interval, hook.calls
+    assert ("list", 10, 1) in hook.calls
