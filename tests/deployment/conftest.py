@@ -427,9 +427,9 @@ def airflow(
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             # The example DAGs leave `deferrable` to this setting, as Airflow recommends.
             "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
-            # No scheduled runs: an unpaused tines_maintenance_window would otherwise start its
-            # latest interval at once and hold its only active-run slot.
-            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+            # Scheduling stays on (asset-triggered runs of tines_escalation_watch need it): an
+            # unpaused tines_maintenance_window starts its latest interval at once, a run that
+            # changes nothing (no action ids) and holds the DAG's one active-run slot briefly.
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             # Free ports, not 8793/8794: another Airflow on this machine may hold those.
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
