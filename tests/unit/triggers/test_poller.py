@@ -67,7 +67,9 @@ class FakeHook:
         return ListPage([dict(a) for a in chunk], page + 1 if page < pages else None, pages)
 
 
-def _asks(hook: FakeHook, ids: list[int], *, scope: Any = None, interval: float | None = None, rounds: int = 1):
+def _asks(
+    hook: FakeHook, ids: list[int], *, scope: Any = None, interval: float | None = None, rounds: int = 1
+):
     """Subscribe to ``ids`` together and ask for ``rounds`` readings each; returns what each got."""
 
     async def main() -> list[list[Any]]:
