@@ -66,8 +66,9 @@ def test_small_rollout_under_the_rate_limit(tmp_path):
     assert results["objects"] == OBJECTS
     assert results["dag_run_state"] == "success"
     assert results["objects_not_in_desired_state"] == 0
-    # plan reads each object, apply reads and writes it, the verification reads it at least once
+    # plan reads each object, apply reads and writes it; the verification reads each wave at least
+    # once (its story's list page, through the shared poller, rather than a GET per object)
     assert results["writes"] >= OBJECTS
-    assert results["requests"] >= 4 * OBJECTS
+    assert results["requests"] >= 3 * OBJECTS + 3
     assert results["max_429_per_window"] <= 1
     assert all(limited <= 1 for _, _, limited in results["windows_detail"])
