@@ -141,7 +141,8 @@ class SharedPoller:
         self._members: dict[Hashable | None, set[Subscription]] = {}
         self._by_id: dict[Any, set[Subscription]] = {}
         self._asks: dict[Hashable | None, list[_Ask]] = {}
-        self._timers: dict[Hashable | None, asyncio.TimerHandle] = {}
+        # Each scope's timer and when it fires (kept apart: uvloop's handles have no when()).
+        self._timers: dict[Hashable | None, tuple[asyncio.Handle, float]] = {}
         #: the subscriptions of each scope with an ask waiting, and when each scope was last read.
         self._asking: dict[Hashable | None, set[Subscription]] = {}
         self._last_served: dict[Hashable | None, float] = {}
@@ -214,7 +215,7 @@ class SharedPoller:
             self._opened.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._opened
-        for timer in self._timers.values():
+        for timer, _ in self._timers.values():
             timer.cancel()
         for task in list(self._serving):
             task.cancel()
@@ -291,10 +292,10 @@ class SharedPoller:
             # deadline stays for it, so the last poll before a deadline is made.
             serve_at = min(serve_at, now + max(0.0, timeout) / 2)
             timer = self._timers.get(scope)
-            if timer is None or timer.when() > serve_at:
+            if timer is None or timer[1] > serve_at:
                 if timer is not None:
-                    timer.cancel()
-                self._timers[scope] = loop.call_at(serve_at, self._serve, scope)
+                    timer[0].cancel()
+                self._timers[scope] = (loop.call_at(serve_at, self._serve, scope), serve_at)
         try:
             # asyncio.wait, not wait_for: on Python 3.10 and 3.11 wait_for can swallow a
             # cancellation that arrives as the reading does, and a cancelled trigger would go on.
@@ -336,7 +337,7 @@ class SharedPoller:
     def _serve(self, scope: Hashable | None) -> None:
         timer = self._timers.pop(scope, None)
         if timer is not None:
-            timer.cancel()
+            timer[0].cancel()
         self._asking.pop(scope, None)
         asks = [ask for ask in self._asks.pop(scope, ()) if not ask.future.done()]
         if asks:

@@ -485,3 +485,27 @@ def test_subscribers_out_of_step_fall_into_step_and_share_reads():
     # Apart, each would be read every interval: about 2 * seconds / interval = 20 reads.
     assert reads <= 0.6 * 2 * seconds / interval, hook.calls
     assert ("list", 10, 1) in hook.calls
+
+
+def test_the_poller_runs_on_uvloop():
+    # Airflow 3.0's triggerer can run on uvloop, whose call_at() for a time already come returns a
+    # plain handle, without when(): two first asks at once in a scope not all asking hit it.
+    uvloop = pytest.importorskip("uvloop")
+    hook = FakeHook(TENANT)
+
+    async def main() -> list[Any]:
+        async with (
+            subscribe("tines_default", TINES_ACTION, 1, prepare_hook=lambda: hook, scope=10) as first,
+            subscribe("tines_default", TINES_ACTION, 2, prepare_hook=lambda: hook, scope=10) as second,
+            subscribe("tines_default", TINES_ACTION, 3, prepare_hook=lambda: hook, scope=10),
+        ):
+            both = await asyncio.gather(first.read(timeout=10), second.read(timeout=10))
+            later = await first.read(timeout=10, interval=0.4)  # a timer in the future, too
+            return [*both, later]
+
+    loop = uvloop.new_event_loop()
+    try:
+        readings = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert [r.object["id"] for r in readings] == [1, 2, 1]
