@@ -523,6 +523,19 @@ async def read_object(
     return current
 
 
+def prepare_hook(kind: ObjectKind, conn_id: str, hook_params: dict[str, Any] | None) -> BaseServiceHook:
+    """
+    Everything synchronous a poller needs before its first read, for a worker thread: the HTTP
+    stack's imports (a first trigger would otherwise stall every other trigger of the triggerer),
+    the connection lookup, and the key's masking. The one way every trigger of this provider builds its hook.
+    """
+    import aiohttp  # noqa: F401  (so that no poll imports it on the event loop)
+
+    hook = kind.hook_class().from_hook_params(conn_id, hook_params)
+    _ = hook.settings
+    return hook
+
+
 _POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str, str], SharedPoller]] = (
     weakref.WeakKeyDictionary()
 )

@@ -26,7 +26,7 @@ from airflow_provider_fluents_tines.triggers.events import (
     SuccessEvent,
     TimeoutEvent,
 )
-from airflow_provider_fluents_tines.triggers.poller import read_object, subscribe
+from airflow_provider_fluents_tines.triggers.poller import prepare_hook, read_object, subscribe
 from airflow_provider_fluents_tines.wait_log import WaitLog
 
 if TYPE_CHECKING:
@@ -132,16 +132,8 @@ class ObjectStateTrigger(BaseTrigger):
         return min(self.max_interval, self.poke_interval * 2 ** max(0, unmatched_polls - 1))
 
     def _prepare_hook(self) -> BaseServiceHook:
-        """
-        Everything synchronous the trigger needs before its first poll, run in a worker thread: the
-        imports of the HTTP stack (a first trigger in a triggerer process would otherwise stall
-        every other trigger for a second), the connection lookup, and the key's masking.
-        """
-        import aiohttp  # noqa: F401  (so that no poll imports it on the event loop)
-
-        hook = self.kind.hook_class().from_hook_params(self.conn_id, self.hook_params)
-        _ = hook.settings
-        return hook
+        """The hook, built in the poller's worker thread (:func:`triggers.poller.prepare_hook`)."""
+        return prepare_hook(self.kind, self.conn_id, self.hook_params)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # The one event is yielded after the HTTP session is closed: nothing is left open while the

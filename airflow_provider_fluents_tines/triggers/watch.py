@@ -32,7 +32,7 @@ from airflow_provider_fluents_tines.exceptions import (
 from airflow_provider_fluents_tines.hooks.settings import check_hook_params
 from airflow_provider_fluents_tines.objects import KINDS, TINES_ACTION
 from airflow_provider_fluents_tines.redaction import redact, shown_value
-from airflow_provider_fluents_tines.triggers.poller import subscribe
+from airflow_provider_fluents_tines.triggers.poller import prepare_hook, subscribe
 
 if TYPE_CHECKING:
     from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
@@ -181,11 +181,7 @@ class ObjectChangeTrigger(BaseEventTrigger):
     # ---- polling ---------------------------------------------------------------------------------
 
     def _prepare_hook(self) -> BaseServiceHook:
-        import aiohttp  # noqa: F401  (so that no poll imports it on the event loop)
-
-        hook = self.kind.hook_class().from_hook_params(self.conn_id, self.hook_params)
-        _ = hook.settings
-        return hook
+        return prepare_hook(self.kind, self.conn_id, self.hook_params)
 
     async def _snapshots(self) -> AsyncIterator[dict[str, Any]]:
         """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -16,17 +17,18 @@ from airflow_provider_fluents_tines.exceptions import (
     InvalidTriggerArgument,
 )
 from airflow_provider_fluents_tines.hooks.settings import check_hook_params
-from airflow_provider_fluents_tines.objects import KINDS, ObjectKind
+from airflow_provider_fluents_tines.objects import KINDS
 from airflow_provider_fluents_tines.redaction import shown_value
 from airflow_provider_fluents_tines.triggers.events import FAILED, SUCCESS, TIMEOUT
 from airflow_provider_fluents_tines.triggers.poller import (
     Subscription,
+    prepare_hook,
     read_object,
     subscribe,
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_fluents_tines.hooks.base import BaseServiceHook
+    pass
 
 
 class WaveStateTrigger(BaseTrigger):
@@ -80,18 +82,6 @@ class WaveStateTrigger(BaseTrigger):
             },
         )
 
-    def _hook_maker(self, kind: ObjectKind, conn_id: str) -> Callable[[], BaseServiceHook]:
-        """What builds the hook of one (connection, kind), in the poller's thread: imports and lookups block."""
-
-        def prepare() -> BaseServiceHook:
-            import aiohttp  # noqa: F401  (so that no poll imports it on the event loop)
-
-            hook = kind.hook_class().from_hook_params(conn_id, self.hook_params)
-            _ = hook.settings
-            return hook
-
-        return prepare
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
             event = await self._wait()
@@ -118,7 +108,9 @@ class WaveStateTrigger(BaseTrigger):
                         entry["conn_id"],
                         kind,
                         kind.object_id(entry["object_id"]),
-                        prepare_hook=self._hook_maker(kind, entry["conn_id"]),
+                        prepare_hook=functools.partial(
+                            prepare_hook, kind, entry["conn_id"], self.hook_params
+                        ),
                         hook_params=self.hook_params,
                         scope=entry.get("scope"),
                     )
