@@ -17,7 +17,7 @@ from airflow_provider_fluents_tines.rollout import Change, Rollout
 from airflow_provider_fluents_tines.rollout.tasks import REPORT_XCOM_KEY, RESULTS_XCOM_KEY, TABLE_XCOM_KEY
 from airflow_provider_fluents_tines.sandbox import default_seed
 
-from .dag_runner import run_dag, task_states, xcom
+from .dag_runner import run_cleared, run_dag, task_states, xcom
 
 NUMBERS = ("+14155550101", "+14155550102", "+14155550103")
 RETRIES = {"retries": 2, "retry_delay": timedelta(seconds=0)}
@@ -511,3 +511,46 @@ def test_links_the_rollout_sets_on_both_ends_are_not_conflicts(fluents_tines_san
     assert states["smoke_test"] == "failed" and states["rollout.rollback"] == "success"
     assert set(report_of(dag_run).values()) == {"restored"}
     assert links() == before
+
+
+# ---- a cleared run: the plan, the waves and the rollback run again ------------------------------
+
+
+def test_a_cleared_run_plans_from_its_first_snapshot_and_a_second_rollback_writes_nothing(
+    fluents_tines_sandbox, airflow_db
+):
+    """
+    The first attempt's writes land and its rollback never runs (marked success, as by hand). The
+    run is cleared and runs again, as from the UI: its plan finds the numbers at the rollout's value,
+    and must keep the first snapshot, not take that. Cleared once more with only the rollback (and
+    the failing smoke test) running, the rollback finds every number restored and writes nothing.
+    """
+    state = fluents_tines_sandbox.state
+    before = agents(state)
+    dag = rollout_dag("rollout_cleared", numbers_to("agt_front_desk_v2"), after=failing_task)
+
+    first = run_dag(dag, mark_success_pattern=r"^rollout\.rollback$")
+    assert task_states(first)["smoke_test"] == "failed"
+    assert set(agents(state).values()) == {"agt_front_desk_v2"}, "the first attempt was meant to stay applied"
+
+    second = run_cleared(dag, first)
+    assert second.run_id == first.run_id
+    states = task_states(second)
+    assert states["rollout.plan"] == "success" and states["rollout.rollback"] == "success", states
+    plan = xcom(second, "rollout.plan")
+    assert [entry["snapshot"] for entry in plan["entries"]] == [{"inbound_agent": "agt_front_desk_v1"}] * 3
+    from airflow_provider_fluents_tines.version_compat import AIRFLOW_V_3_3_PLUS
+
+    # Found in state; on 3.3 the intents the first attempt recorded say the rollout wrote them.
+    landed = "applied" if AIRFLOW_V_3_3_PLUS else "already_in_state"
+    assert [r["status"] for r in xcom(second, "rollout.apply_wave_2", RESULTS_XCOM_KEY)] == [landed] * 2
+    assert agents(state) == before
+    assert set(report_of(second).values()) == {"restored"}
+
+    writes = len(state.journal(method="POST", path="/v1/numbers/update"))
+    third = run_cleared(dag, second, mark_success_pattern=r"^rollout\.(plan|apply_wave_\d|verify_wave_\d)$")
+    assert task_states(third)["rollout.rollback"] == "success"
+    assert len(state.journal(method="POST", path="/v1/numbers/update")) == writes, "a second rollback wrote"
+    assert agents(state) == before
+    assert set(report_of(third).values()) == {"restored"}
+    assert str(third.state) == "failed"
