@@ -308,6 +308,34 @@ def test_a_null_old_value_is_refused_by_the_plan_unless_opted_in(fluents_tines_s
     assert str(dag_run.state) == "failed"
 
 
+def test_a_field_the_api_does_not_show_is_reported_unrestorable_not_restored(
+    fluents_tines_sandbox, airflow_db
+):
+    """Every read of the number leaves its label out: the rollback cannot tell it was put back."""
+    import json
+
+    state = fluents_tines_sandbox.state
+    shown = dict(state.snapshot()["fluents"]["numbers"][NUMBERS[0]])
+    del shown["label"]
+    state.add_fault(method="GET", path="/v1/numbers", status=200, body=json.dumps(shown), count=1000)
+    changes = [Change("fluents.number", NUMBERS[0], {"label": "Canary line"})]
+    dag_run = run_dag(rollout_dag("rollout_not_shown_refused", changes, waves=[1]))
+    assert task_states(dag_run)["rollout.plan"] == "failed"
+    assert state.journal(method="POST") == []
+
+    dag = rollout_dag(
+        "rollout_not_shown_allowed", changes, waves=[1], allow_unrestorable=True, verify_timeout=1
+    )
+    dag_run = run_dag(dag)
+    states = task_states(dag_run)
+    state.clear_faults()
+    assert states["rollout.apply_wave_1"] == "success" and states["rollout.verify_wave_1"] == "failed", states
+    labels = [entry["body"].get("label") for entry in state.journal(method="POST", path="/v1/numbers/update")]
+    assert labels == ["Canary line"], "the label was meant to be written once, and never restored"
+    assert report_of(dag_run) == {f"fluents.number:{NUMBERS[0]}": "unrestorable"}
+    assert states["rollout.rollback"] == "failed" and str(dag_run.state) == "failed"
+
+
 def test_the_rollback_retried_restores_once_the_api_answers(fluents_tines_sandbox, airflow_db):
     state = fluents_tines_sandbox.state
     before = agents(state)

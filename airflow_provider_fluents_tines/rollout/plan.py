@@ -7,12 +7,15 @@ no Airflow: the tasks in ``rollout.tasks`` read and write around these.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple, TypedDict
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 from airflow_provider_fluents_tines.matching import FieldDifference, differences, leaf_differences
 from airflow_provider_fluents_tines.redaction import redact
 from airflow_provider_fluents_tines.rollout.changes import Change
 from airflow_provider_fluents_tines.validation import Problem, raise_for
+
+if TYPE_CHECKING:
+    from airflow_provider_fluents_tines.objects import ObjectKind
 
 #: A plan entry's status: the object differs from the desired state, or shows it already.
 CHANGE, IN_STATE = "change", "in_state"
@@ -86,6 +89,22 @@ def plan_entry(change: Change, current: Mapping[str, Any], wave: int, where: str
         "unrestorable": unrestorable,
         "desired": dict(fields),
     }
+
+
+def may_hold_desired(
+    kind: ObjectKind, name: str, desired: Mapping[str, Any], observed: Mapping[str, Any]
+) -> bool:
+    """
+    Whether the snapshot field ``name`` may still show what the rollout wrote: it shows a desired
+    value it restores, or nobody can tell (the API does not show it, or the desired value is a secret
+    that was not kept). Used for unrestorable fields: only a read showing otherwise clears them.
+    """
+    if name not in observed:
+        return True
+    written = [other for other in desired if name in kind.restored_fields([other], observed)]
+    if not written:
+        return True
+    return any(not differences({other: desired[other]}, observed, subset=True) for other in written)
 
 
 def _raise_at(where: str, problems: list[Problem]) -> None:

@@ -34,7 +34,14 @@ from airflow_provider_fluents_tines.rollout.changes import (
     is_plain,
     wave_sizes,
 )
-from airflow_provider_fluents_tines.rollout.plan import CHANGE, Plan, PlanEntry, plan_entry, restore
+from airflow_provider_fluents_tines.rollout.plan import (
+    CHANGE,
+    Plan,
+    PlanEntry,
+    may_hold_desired,
+    plan_entry,
+    restore,
+)
 from airflow_provider_fluents_tines.version_compat import (
     AIRFLOW_V_3_1_PLUS,
     AirflowException,
@@ -809,8 +816,12 @@ class RolloutRollbackOperator(RolloutTask):
         rows = []
         for entry, _ in paired:
             record = state[entry["key"]]
+            written = record["wrote_at"] is not None or record["maybe_written"]
+            # An unrestorable field the rollout may have written, and no read shows it changed back.
             changed_unrestorable = [
-                name for name in entry["unrestorable"] if record.get("observed_changed", {}).get(name)
+                name
+                for name in entry["unrestorable"]
+                if written and record.get("observed_changed", {}).get(name)
             ]
             if record["error"]:
                 status, message = FAILED, record["error"]
@@ -822,7 +833,7 @@ class RolloutRollbackOperator(RolloutTask):
             elif changed_unrestorable:
                 status = UNRESTORABLE
                 message = "; ".join(f"{name} {entry['unrestorable'][name]}" for name in changed_unrestorable)
-            elif record["wrote_at"] is not None or record["maybe_written"]:
+            elif written:
                 status, message = RESTORED, ""
             else:
                 status, message = UNTOUCHED, ""
@@ -873,9 +884,7 @@ class RolloutRollbackOperator(RolloutTask):
             # The fields still to restore: the rollout's values (and, with overwrite, anyone's).
             record["ours"] = sorted(decision.body)
             record["observed_changed"] = {
-                name: not differences({name: change.fields[name]}, observed, subset=True)
-                for name in entry["unrestorable"]
-                if name in change.fields
+                name: may_hold_desired(kind, name, change.fields, observed) for name in entry["unrestorable"]
             }
             if not decision.body:
                 record["error"] = ""  # nothing left to write: an earlier failed write no longer matters

@@ -167,3 +167,16 @@ def test_links_another_change_of_the_rollout_makes_are_not_a_conflict():
         4,
         6,
     }
+
+
+def test_an_unrestorable_field_counts_as_ours_until_a_read_shows_otherwise():
+    """The rollback reports it unrestorable when it shows our value, or when nobody can tell."""
+    from airflow_provider_fluents_tines.objects import FLUENTS_NUMBER
+    from airflow_provider_fluents_tines.rollout.plan import may_hold_desired
+
+    number = {"phone_number": "+14155550101", "inbound_agent": "agt_a", "label": "Canary"}
+    assert may_hold_desired(FLUENTS_NUMBER, "label", {"label": "Canary"}, number)
+    assert not may_hold_desired(FLUENTS_NUMBER, "label", {"label": "Canary"}, {**number, "label": "Other"})
+    shown_without = {key: value for key, value in number.items() if key != "label"}
+    assert may_hold_desired(FLUENTS_NUMBER, "label", {"label": "Canary"}, shown_without)  # not shown
+    assert may_hold_desired(FLUENTS_NUMBER, "label", {}, number)  # the desired value was a secret not kept
