@@ -366,6 +366,67 @@ def test_the_rollback_retried_restores_once_the_api_answers(fluents_tines_sandbo
     assert number_writes(state, NUMBERS[0]) == ["agt_front_desk_v2"] + ["agt_front_desk_v1"] * 3
 
 
+def test_a_run_marked_failed_between_tries_of_a_wave_still_rolls_back(
+    fluents_tines_sandbox, airflow_db, monkeypatch
+):
+    """
+    Wave 2's write fails and its task waits for a retry when a person marks the run failed (the UI's
+    "Mark as failed", through Airflow's REST API): every pending task is skipped, none failed. The
+    rollback, a teardown, still runs, and must undo wave 1.
+    """
+    import threading
+    import time
+
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    state = fluents_tines_sandbox.state
+    before = agents(state)
+    state.add_fault(method="POST", path="/v1/numbers/update", delay=0.01, count=1)  # the canary's write
+    state.add_fault(method="POST", path="/v1/numbers/update", status=503, count=2)  # wave 2's first try
+    dag = rollout_dag(
+        "rollout_marked_failed",
+        numbers_to("agt_front_desk_v2"),
+        task_kwargs={"retries": 2, "retry_delay": timedelta(seconds=120)},
+    )
+    marked: dict[str, Any] = {}
+
+    def mark_the_run_failed_once_wave_2_waits() -> None:
+        from airflow.api_fastapi.app import create_app
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from fastapi.testclient import TestClient
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with create_session() as session:
+                ti = (
+                    session.query(TaskInstance)
+                    .filter_by(dag_id="rollout_marked_failed", task_id="rollout.apply_wave_2")
+                    .one_or_none()
+                )
+                if ti is not None and str(ti.state) == "up_for_retry":
+                    with TestClient(create_app("core")) as client:
+                        marked["answer"] = client.patch(
+                            f"/api/v2/dags/rollout_marked_failed/dagRuns/{ti.run_id}",
+                            json={"state": "failed"},
+                        )
+                    return
+            time.sleep(0.2)
+        marked["answer"] = "apply_wave_2 never waited for a retry"
+
+    person = threading.Thread(target=mark_the_run_failed_once_wave_2_waits, daemon=True)
+    person.start()
+    dag_run = run_dag(dag)
+    person.join(timeout=30)
+    assert getattr(marked.get("answer"), "status_code", None) == 200, marked
+    states = task_states(dag_run)
+    assert states["rollout.apply_wave_2"] == "skipped" and states["rollout.rollback"] == "success", states
+    # Nothing but the result failed: it fails the run, which the restored rollback would leave successful.
+    assert [name for name, task_state in states.items() if task_state == "failed"] == ["rollout.result"]
+    assert agents(state) == before
+    assert report_of(dag_run)[f"fluents.number:{NUMBERS[0]}"] == "restored"
+    assert str(dag_run.state) == "failed"
+
+
 # ---- approval (Airflow 3.1+: the standard provider's human-in-the-loop operators) ----------------
 
 

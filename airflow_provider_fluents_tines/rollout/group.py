@@ -164,8 +164,10 @@ class Rollout:
             # upstream is done, and not at all when the plan failed (nothing was written).
             self.rollback.as_teardown(setups=self.plan)
             self.result = RolloutResultOperator(task_id="result", trigger_rule=ALL_DONE, **common)
-            # The plan, a setup, may only be followed directly by all_success tasks: result reads its
-            # state without being wired to it.
+            # A teardown too: a run marked failed from the UI skips every pending task but its
+            # teardowns, and then ends in the state its teardowns leave (a rollback that restored
+            # everything would leave it successful); the result fails it, naming the waves skipped.
+            self.result.as_teardown(setups=self.plan, on_failure_fail_dagrun=True)
             for task in forward:
                 task >> self.rollback
                 if task is not self.plan:

@@ -626,12 +626,27 @@ def _failed_tasks(states: Mapping[str, str]) -> list[str]:
     return sorted(name for name, state in states.items() if state in _FAILED_STATES)
 
 
+def _stopped_waves(task: BaseOperator, states: Mapping[str, str]) -> list[str]:
+    """
+    The apply and verify tasks upstream of ``task`` left skipped: a run marked failed from the UI
+    skips every task not running at that moment, so a wave between two tries (its first try's
+    write may have landed) ends skipped, not failed. The rollout was stopped: that is a failure.
+    """
+    return sorted(
+        upstream.task_id
+        for upstream in task.upstream_list
+        if isinstance(upstream, (RolloutApplyOperator, RolloutVerifySensor))
+        and states.get(upstream.task_id) == "skipped"
+    )
+
+
 class RolloutRollbackOperator(RolloutTask):
     """
     Restore the snapshot when anything upstream failed, once all of it has finished (``Rollout``
     makes it a teardown of the plan).
 
-    It skips itself when nothing failed, or when no wave started. Otherwise it takes every planned
+    It skips itself when nothing failed (a wave task left skipped, by a run marked failed, counts
+    as a failure), or when no wave started. Otherwise it takes every planned
     object of every wave that started (in this attempt, or an earlier one of a cleared run), reads
     it, and restores the snapshot by read-compare-write: a field not showing its snapshot value
     exactly but showing the value the rollout wrote (kept in the plan) is restored; one showing
@@ -692,8 +707,11 @@ class RolloutRollbackOperator(RolloutTask):
                 "Cannot read this run's task states (this Airflow's Task SDK has no get_task_states); "
                 "restore by hand from the plan's snapshot if the rollout failed."
             )
-        if not _failed_tasks(states):
+        stopped = _stopped_waves(self, states)
+        if not _failed_tasks(states) and not stopped:
             raise AirflowSkipException("Nothing failed: nothing to roll back.")
+        if stopped:
+            self.log.warning("The rollout was stopped before %s ran: rolling back.", ", ".join(stopped))
         plan = self.pulled_plan(context)
         if plan is None:
             raise AirflowSkipException("The plan did not finish: nothing was written, nothing to roll back.")
@@ -923,6 +941,9 @@ class RolloutResultOperator(RolloutTask):
         if states.get(self.plan_task_id) == "skipped":
             raise AirflowSkipException("The rollout was skipped (its plan did not run).")
         failed = sorted(name for name, state in states.items() if state == "failed")
+        stopped = _stopped_waves(self, states)
+        if stopped and states.get(self.plan_task_id) == "success":
+            failed += [f"{name} skipped: the run was stopped" for name in stopped]
         if failed or _failed_tasks(states):
             rollback = next((name for name in states if name.endswith("rollback")), None)
             how = f"; the rollback {states[rollback]}" if rollback else ""
