@@ -81,6 +81,8 @@ def run_cleared(dag: Any, dag_run: Any, **kwargs: Any) -> Any:
         session = given["session"]
         run = session.query(DagRun).filter_by(dag_id=dag.dag_id, run_id=dag_run.run_id).one()
         run.state = DagRunState.RUNNING
+        if hasattr(run, "clear_number"):
+            run.clear_number = (run.clear_number or 0) + 1  # as a clear from the UI counts it
         run.dag = given["dag"]  # as the run lookup it stands in for sets it
         session.commit()
         return run

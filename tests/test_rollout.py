@@ -427,6 +427,107 @@ def test_a_run_marked_failed_between_tries_of_a_wave_still_rolls_back(
     assert str(dag_run.state) == "failed"
 
 
+def test_a_colleagues_change_before_its_wave_is_not_taken_for_the_rollouts(fluents_tines_sandbox, airflow_db):
+    """
+    Between the plan and wave 2, a colleague sets the second number to the desired agent: wave 2
+    finds it in state and writes nothing. No try wrote it, so the rollback leaves it as they set it.
+    """
+    import threading
+    import time
+
+    state = fluents_tines_sandbox.state
+    first, second = NUMBERS[0], NUMBERS[1]
+    stop = threading.Event()
+
+    def colleague() -> None:
+        while not stop.is_set():
+            if number_writes(state, first):  # wave 1 has written
+                state.update_fluents_number(second, {"inbound_agent": "agt_front_desk_v2"})
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=colleague, daemon=True)
+    watcher.start()
+    dag = rollout_dag(
+        "rollout_colleague_first", numbers_to("agt_front_desk_v2", (first, second)), after=failing_task
+    )
+    try:
+        dag_run = run_dag(dag)
+    finally:
+        stop.set()
+    results = xcom(dag_run, "rollout.apply_wave_2", RESULTS_XCOM_KEY)
+    assert [(r["status"], r["maybe_written"]) for r in results] == [("already_in_state", False)]
+    assert report_of(dag_run) == {
+        f"fluents.number:{first}": "restored",
+        f"fluents.number:{second}": "conflict",
+    }
+    assert number_writes(state, second) == [], "the rollout never wrote it, nor may its rollback"
+    assert agents(state)[second] == "agt_front_desk_v2" and agents(state)[first] == "agt_front_desk_v1"
+
+
+def test_a_later_try_that_cannot_read_an_object_does_not_forget_an_earlier_tries_write(
+    fluents_tines_sandbox, airflow_db
+):
+    """
+    Try 1 writes action 90005, then 90007's write fails (503) and the task is retried; try 2's read
+    of 90005 is answered 404 once. Try 2's results must still say 90005 may have been written.
+    """
+    state = fluents_tines_sandbox.state
+
+    def disabled() -> dict[int, bool]:
+        actions = state.snapshot()["tines"]["actions"]
+        return {action: actions[action]["disabled"] for action in (90005, 90007)}
+
+    before = disabled()
+    changes = [
+        Change("tines.action", 90005, {"disabled": False}),
+        Change("tines.action", 90007, {"disabled": False}),
+    ]
+    # The plan's and try 1's reads of 90005 pass; try 2's is answered 404.
+    state.add_fault(method="GET", path="/api/v1/actions/90005", delay=0.001, count=2)
+    state.add_fault(method="GET", path="/api/v1/actions/90005", status=404, count=1)
+    state.add_fault(method="PUT", path="/api/v1/actions/90007", status=503, count=2)  # try 1's two attempts
+    dag_run = run_dag(rollout_dag("rollout_retry_read_404", changes, waves=[2]))
+    results = xcom(dag_run, "rollout.apply_wave_1", RESULTS_XCOM_KEY)
+    assert [(r["status"], r["maybe_written"]) for r in results] == [("failed", True), ("not_attempted", True)]
+    assert len(state.journal(method="PUT", path="/api/v1/actions/90005")) == 2, "written, then restored"
+    assert report_of(dag_run) == {"tines.action:90005": "restored", "tines.action:90007": "restored"}
+    assert disabled() == before
+
+
+def test_a_smoke_test_cleared_after_a_rollback_does_not_end_the_run_successful(
+    fluents_tines_sandbox, airflow_db
+):
+    """
+    The smoke test fails, the rollback restores every number. The smoke test is cleared and passes
+    (the apply and verify tasks keep their success: they are not cleared with it). The rollout is
+    not applied any more, so the run must not end successful.
+    """
+    state = fluents_tines_sandbox.state
+    before = agents(state)
+    tries: list[int] = []
+
+    def flaky_smoke_test():
+        from airflow.sdk import task
+
+        @task(retries=0)
+        def smoke_test():
+            tries.append(1)
+            if len(tries) == 1:
+                raise RuntimeError("the smoke test failed once")
+
+        return smoke_test()
+
+    dag = rollout_dag("rollout_smoke_cleared", numbers_to("agt_front_desk_v2"), after=flaky_smoke_test)
+    first = run_dag(dag)
+    assert task_states(first)["rollout.rollback"] == "success" and agents(state) == before
+    again = run_cleared(dag, first, mark_success_pattern=r"^rollout\.(apply|verify)_wave_\d$")
+    states = task_states(again)
+    assert states["smoke_test"] == "success" and states["rollout.rollback"] == "skipped", states
+    assert states["rollout.result"] == "failed" and str(again.state) == "failed"
+    assert agents(state) == before
+
+
 # ---- approval (Airflow 3.1+: the standard provider's human-in-the-loop operators) ----------------
 
 

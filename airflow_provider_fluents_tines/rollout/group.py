@@ -28,7 +28,7 @@ class Rollout:
     Build a rollout in the DAG being defined, as the TaskGroup ``group_id``::
 
         plan >> [approve] >> apply_wave_1 >> verify_wave_1 >> ... >> apply_wave_N >> verify_wave_N
-        every task above >> rollback (all_done) >> result (all_done)
+        every task above >> rollback >> result (both teardowns of the plan, run once all is done)
 
     - ``plan`` checks every change (nothing is written if one is invalid), reads every object, and
       snapshots every field the rollout will change; a field the way back cannot restore is refused

@@ -402,24 +402,34 @@ class RolloutApplyOperator(RolloutTask):
         results: list[dict[str, Any]] = []
         failure: Exception | None = None
         for entry, change in paired:
+            key = entry["key"]
             if failure is not None:
                 results.append(
-                    {"key": entry["key"], "status": NOT_ATTEMPTED, "message": "", "maybe_written": False}
+                    {
+                        "key": key,
+                        "status": NOT_ATTEMPTED,
+                        "message": "",
+                        "maybe_written": self._written_before(context, store, key),
+                    }
                 )
                 continue
             try:
                 status = self._apply(entry, change, store)
-                results.append(
-                    {"key": entry["key"], "status": status, "message": "", "maybe_written": status == APPLIED}
-                )
+                written = status == APPLIED or self._written_before(context, store, key)
+                results.append({"key": key, "status": status, "message": "", "maybe_written": written})
             except (ApiRequestError, InvalidFieldError) as err:
                 failure = err
-                # A refusal (4xx, a broken rule) wrote nothing; a timeout or a 5xx may have landed.
+                # A refusal (4xx, a broken rule) wrote nothing now; a timeout or a 5xx may have landed.
                 maybe = isinstance(err, ApiRequestError) and (
                     err.http_status is None or err.http_status >= 500
                 )
                 results.append(
-                    {"key": entry["key"], "status": FAILED, "message": str(err), "maybe_written": maybe}
+                    {
+                        "key": key,
+                        "status": FAILED,
+                        "message": str(err),
+                        "maybe_written": maybe or self._written_before(context, store, key),
+                    }
                 )
         ti.xcom_push(key=RESULTS_XCOM_KEY, value=results)
         self.log.info("Wave %d:\n%s", self.wave, report.results_table(results))
@@ -428,6 +438,19 @@ class RolloutApplyOperator(RolloutTask):
             error = AirflowException if retryable else AirflowFailException
             raise error(f"Wave {self.wave} stopped at a failed write: {failure}")
         return results
+
+    @staticmethod
+    def _written_before(context: Context, store: Any, key: str) -> bool:
+        """
+        Whether an earlier try of this task, or an earlier attempt of a cleared run, may have
+        written ``key`` (its result went with that try's XComs). On Airflow 3.3 each write's intent
+        is in the task state store; before, any try but the first of a run never cleared may have.
+        """
+        if store is not None:
+            return bool(store.get(f"intent:{key}"))
+        try_number = int(getattr(context["ti"], "try_number", 1) or 1)
+        cleared = getattr(context.get("dag_run"), "clear_number", None)
+        return try_number > 1 or cleared != 0
 
     def _apply(self, entry: PlanEntry, change: Change, store: Any) -> str:
         kind = change.object_kind
@@ -514,9 +537,7 @@ class RolloutVerifySensor(RolloutTask, BaseSensorOperator):
         entries = [entry for entry in plan["entries"] if entry["wave"] <= self.wave]
         targets = {}
         for entry, change in self.planned(context, entries):
-            expected = {
-                name: value for name, value in without_sensitive(change.fields).items() if value != {}
-            }
+            expected = expected_fields(change)
             if expected:
                 targets[entry["key"]] = (change, expected)
         return targets
@@ -586,6 +607,11 @@ class RolloutVerifySensor(RolloutTask, BaseSensorOperator):
             )
         error = AirflowException if event.get("retryable") else AirflowFailException
         raise error(event.get("message") or "the trigger failed")
+
+
+def expected_fields(change: Change) -> dict[str, Any]:
+    """What a verification compares: the desired fields but secrets (never compared in the open)."""
+    return {name: value for name, value in without_sensitive(change.fields).items() if value != {}}
 
 
 def linked_ids(changes: Sequence[Change], change: Change) -> set[Any]:
@@ -731,14 +757,10 @@ class RolloutRollbackOperator(RolloutTask):
                 if entry["wave"] != wave:
                     continue
                 row = by_key.get(entry["key"])
-                # No result: the task died before recording one, so any write may have been sent. Found
-                # in state by a later try: an earlier try's write landed (the plan saw it differ).
-                maybe_written[entry["key"]] = (
-                    row is None
-                    or bool(row.get("maybe_written"))
-                    # (the snapshot is from the first plan: a plan run again may find it in state)
-                    or (row.get("status") == ALREADY and bool(entry["snapshot"] or entry["unrestorable"]))
-                )
+                # No result: the task died before recording one, so any write may have been sent. A
+                # result says whether this try, or an earlier one, may have written the object: one it
+                # found in state that no try wrote was set so by someone else (a conflict if it moved).
+                maybe_written[entry["key"]] = row is None or bool(row.get("maybe_written"))
         entries = [entry for entry in plan["entries"] if entry["wave"] in started]
         if not entries:
             raise AirflowSkipException("No wave started: nothing was written, nothing to roll back.")
@@ -927,7 +949,8 @@ class RolloutResultOperator(RolloutTask):
     """
     The rollout's last task (``all_done``): fails the run when any task of the rollout (or any task
     given to ``Rollout.guard``) failed, naming them, so that a run whose rollback succeeded still
-    ends failed.
+    ends failed. In a cleared run it also reads every object again, and fails unless each shows its
+    desired state (a rollback of an earlier attempt may have restored what succeeded tasks applied).
     """
 
     ui_color = "#eaeded"
@@ -950,7 +973,32 @@ class RolloutResultOperator(RolloutTask):
             raise AirflowFailException(
                 f"The rollout failed ({', '.join(failed) or 'upstream of it'}){how}. See the rollback's report."
             )
+        if getattr(context.get("dag_run"), "clear_number", None) != 0:
+            self._check_still_applied(context)
         self.log.info("The rollout succeeded: every wave applied and verified.")
+
+    def _check_still_applied(self, context: Context) -> None:
+        """
+        In a cleared run, tasks that succeeded in an earlier attempt keep their state: a rollback of
+        that attempt may have restored objects since (and a smoke test cleared alone then passes on
+        the old state). Every object must show its desired state again for the rollout to succeed.
+        """
+        plan = self.pulled_plan(context)
+        if plan is None:
+            raise AirflowFailException(f"task {self.plan_task_id!r} left no plan")
+        behind = []
+        for entry in plan["entries"]:
+            change = _planned_change(entry)
+            expected = expected_fields(change)
+            if expected and change.object_kind.state_differences(self.read(change), expected):
+                behind.append(entry["key"])
+        if behind:
+            raise AirflowFailException(
+                f"This run was cleared, and {len(behind)} object(s) no longer show their desired state "
+                f"(a rollback of an earlier attempt may have restored them): {', '.join(behind)[:2000]}. "
+                "Clear the rollout's plan with its downstream tasks to apply it again."
+            )
+        self.log.info("This run was cleared: every object read again shows its desired state.")
 
 
 __all__ = [
