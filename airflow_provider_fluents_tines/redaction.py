@@ -1,7 +1,8 @@
 """
 What may be shown of text that came from a server, a user or a connection: secrets scrubbed out,
-control and bidirectional characters escaped. The one place for these rules; nothing here imports
-Airflow (the sandbox and the error parser use it too).
+control and bidirectional characters escaped; secrets sealed with, and digests keyed from, Airflow's
+Fernet key. The one place for these rules; nothing here imports Airflow when loaded (the sandbox and
+the error parser use it too).
 """
 
 from __future__ import annotations
@@ -194,6 +195,22 @@ def airflow_fernet() -> Any | None:
         from airflow.models.crypto import get_fernet  # type: ignore[no-redef,unused-ignore]
     fernet = get_fernet()
     return fernet if getattr(fernet, "is_encrypted", False) else None
+
+
+def digest_key(purpose: str) -> bytes:
+    """
+    The key of digests that are stored but must not give away what they digest (a short secret
+    among the values could be guessed from a plain hash): derived from Airflow's Fernet key where
+    one is set, a fixed one otherwise. Blocking (a ``fernet_key_cmd`` runs a command).
+
+    :param purpose: names the use, so that one use's digests never match another's.
+    """
+    import hashlib
+
+    from airflow_provider_fluents_tines.version_compat import conf
+
+    fernet_key = (conf.get("core", "fernet_key", fallback="") or "").split(",")[0].strip()
+    return hashlib.sha256(f"airflow-provider-fluents-tines/{purpose}:{fernet_key}".encode()).digest()
 
 
 def seal(values: dict[str, Any], *, allow_unkept: bool, option: str) -> tuple[dict[str, Any], list[str]]:

@@ -167,23 +167,26 @@ def test_a_task_retry_after_a_landed_write_still_rolls_it_back(fluents_tines_san
 def test_a_write_landing_late_is_restored_inside_the_settle_window(fluents_tines_sandbox, airflow_db):
     state = fluents_tines_sandbox.state
     before = agents(state)
-    # Wave 2's first write answers after 3 s (it lands then); the hook gives up after 1 s, the task fails.
-    state.add_fault(method="POST", path="/v1/numbers/update", delay=3.0, count=1)
+    # Every write answers after 6 s (it lands then); the hook gives up after 1 s. The task's three
+    # tries each send one (none sees the first one landed yet: a try starts at once), and fail.
+    state.add_fault(method="POST", path="/v1/numbers/update", delay=6.0, count=3)
     hook = {"timeout": 1.0, "max_attempts": 1, "max_retry_wait": 0}
     dag = rollout_dag(
         "rollout_late",
         numbers_to("agt_front_desk_v2", NUMBERS[:1]),
         hook_params=hook,
         waves=[1],
-        settle_seconds=5.0,
-        task_kwargs={"retries": 0},
+        settle_seconds=8.0,
     )
     dag_run = run_dag(dag)
     states = task_states(dag_run)
     assert states["rollout.apply_wave_1"] == "failed" and states["rollout.rollback"] == "success", states
+    apply = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "rollout.apply_wave_1")
+    assert apply.try_number == 3
     assert agents(state) == before
-    # The late write landed after the rollback's first read, and was restored after it.
-    assert number_writes(state, NUMBERS[0]) == ["agt_front_desk_v2", "agt_front_desk_v1"]
+    # The late writes landed after the rollback's first read, and were restored after them.
+    writes = number_writes(state, NUMBERS[0])
+    assert writes[:3] == ["agt_front_desk_v2"] * 3 and writes[-1] == "agt_front_desk_v1", writes
     assert report_of(dag_run) == {f"fluents.number:{NUMBERS[0]}": "restored"}
 
 
@@ -260,8 +263,10 @@ def test_a_verification_timeout_rolls_back(fluents_tines_sandbox, airflow_db):
     dag_run = run_dag(dag)
     states = task_states(dag_run)
     state.configure(visibility_lag=0.0)
-    assert states["rollout.verify_wave_1"] == "failed" and states["rollout.rollback"] in ("success", "failed")
+    assert states["rollout.verify_wave_1"] == "failed" and states["rollout.rollback"] == "success", states
     assert agents(state) == before
+    assert report_of(dag_run) == {f"fluents.number:{NUMBERS[0]}": "restored"}
+    assert number_writes(state, NUMBERS[0]) == ["agt_front_desk_v2", "agt_front_desk_v1"]
 
 
 def test_someone_elses_change_is_left_alone_and_reported(fluents_tines_sandbox, airflow_db):

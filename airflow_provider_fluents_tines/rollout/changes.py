@@ -8,7 +8,9 @@ The same schema is read from Python, from XCom and from a YAML or JSON file (:fu
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -18,7 +20,7 @@ from typing import Any
 
 from airflow_provider_fluents_tines.exceptions import InvalidFieldError
 from airflow_provider_fluents_tines.objects import KINDS, ObjectKind
-from airflow_provider_fluents_tines.redaction import redact
+from airflow_provider_fluents_tines.redaction import digest_key, redact
 from airflow_provider_fluents_tines.validation import Problem, invalid, raise_for, shown
 
 #: The file schema, as documented in the README ("Rollouts"): a mapping with ``changes``, a list of these.
@@ -53,9 +55,18 @@ class Change:
         return {"kind": self.kind, "id": self.id, "fields": fields}
 
     def digest(self) -> str:
-        """A hash of the desired state: the plan and the later tasks check they mean the same change."""
+        """
+        A keyed hash of the desired state: the plan and the later tasks check they mean the same
+        change. Keyed (:func:`~redaction.digest_key`), since it is stored in XCom and the fields may
+        hold a secret.
+        """
         canonical = json.dumps(self.as_dict(), sort_keys=True, default=str, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return hmac.new(_digest_key(), canonical.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+@functools.cache
+def _digest_key() -> bytes:
+    return digest_key("rollout")
 
 
 def _is_template(value: Any) -> bool:

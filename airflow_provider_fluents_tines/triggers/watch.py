@@ -31,7 +31,7 @@ from airflow_provider_fluents_tines.exceptions import (
 )
 from airflow_provider_fluents_tines.hooks.settings import check_hook_params
 from airflow_provider_fluents_tines.objects import KINDS, TINES_ACTION
-from airflow_provider_fluents_tines.redaction import redact, shown_value
+from airflow_provider_fluents_tines.redaction import digest_key, redact, shown_value
 from airflow_provider_fluents_tines.triggers.poller import prepare_hook, subscribe
 
 if TYPE_CHECKING:
@@ -372,8 +372,5 @@ def _digest_key() -> tuple[bytes, str]:
     a digest of a short secret cannot be guessed from the metadata DB alone; a fixed one otherwise.
     Blocking (a ``fernet_key_cmd`` runs a command): call it in a thread.
     """
-    from airflow_provider_fluents_tines.version_compat import conf
-
-    fernet_key = (conf.get("core", "fernet_key", fallback="") or "").split(",")[0].strip()
-    key = hashlib.sha256(b"airflow-provider-fluents-tines/watch:" + fernet_key.encode()).digest()
+    key = digest_key("watch")
     return key, hashlib.sha256(b"id:" + key).hexdigest()[:12]

@@ -108,3 +108,24 @@ def test_any_input_is_accepted_or_refused_with_a_named_field(value):
         assert err.field.startswith("changes") and err.rule
     else:
         assert all(change.kind in ("fluents.action", "fluents.number", "tines.action") for change in changes)
+
+
+def test_a_change_digest_is_keyed_so_a_stored_one_does_not_give_a_secret_away(monkeypatch):
+    import hashlib
+
+    from cryptography.fernet import Fernet
+
+    from airflow_provider_fluents_tines.rollout import changes as module
+
+    change = Change("tines.action", 90001, {"options": {"secret": "hunter2"}})
+    canonical = json.dumps(change.as_dict(), sort_keys=True, default=str, separators=(",", ":"))
+    digest = change.digest()
+    assert digest != hashlib.sha256(canonical.encode()).hexdigest()[:16]  # a plain hash could be guessed
+    assert digest == Change("tines.action", 90001, {"options": {"secret": "hunter2"}}).digest()
+    assert digest != Change("tines.action", 90001, {"options": {"secret": "hunter3"}}).digest()
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
+    module._digest_key.cache_clear()
+    try:
+        assert change.digest() != digest  # keyed from the Fernet key
+    finally:
+        module._digest_key.cache_clear()
