@@ -70,6 +70,7 @@ def test_no_key_or_secret_anywhere_after_whole_dag_runs(tmp_path):
     dags.mkdir(parents=True)
     shutil.copy(ROOT / "example_dags" / "fluents_tines_rollout.py", dags)
     shutil.copy(ROOT / "tests" / "leak_scan" / "leak_probe_dag.py", dags)
+    shutil.copy(ROOT / "tests" / "leak_scan" / "leak_rollout_probe_dag.py", dags)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__"))},
         **SECRETS,
@@ -102,6 +103,10 @@ def test_no_key_or_secret_anywhere_after_whole_dag_runs(tmp_path):
     assert failing["tasks"]["maintenance"] == "failed" and failing["tasks"]["rollback_webhook"] == "success"
     assert failing["webhook_secret_is"] == "old"  # restored from the encrypted previous values
     assert outcomes["probe_echo"]["tasks"]["change_webhook"] == "failed" and outcomes["echo_answers"] >= 1
+    rolled_back = outcomes["rollout_probe"]
+    assert rolled_back["tasks"]["rollout.verify_wave_1"] == "success", rolled_back  # the new secret was live
+    assert rolled_back["tasks"]["rollout.rollback"] == "success" and rolled_back["webhook_secret_is"] == "old"
+    assert rolled_back["webhook_writes"] == 2  # the new secret, then the old one from the encrypted snapshot
     assert any("request headers" in line for line in run.stdout.splitlines()), (
         "the echoing server's errors must have reached the logs, scrubbed"
     )

@@ -1,7 +1,7 @@
 """
 Run whole DAGs as the leak scan needs them, in this fresh process (its environment is set by the test):
-the example rollout, the leak probe succeeding, failing and rolled back, and the probe against a server
-that echoes the key and the request body in its errors. Prints one JSON line of outcomes last.
+the example rollout, the leak probe succeeding, failing and rolled back, the probe against a server
+that echoes the key and the request body in its errors, and a rollout of the secret rolled back. Prints one JSON line of outcomes last.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def main() -> None:
         os.environ.update(sandbox.connection_env())
         dags = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
         rollout, probe = load(dags / "fluents_tines_rollout.py"), load(dags / "leak_probe_dag.py")
+        rollout_probe = load(dags / "leak_rollout_probe_dag.py")
 
         def record(name, dag_run):
             secret = sandbox.state.snapshot()["tines"]["actions"][90001]["options"]["secret"]
@@ -68,6 +69,12 @@ def main() -> None:
         sandbox.state.add_fault(method="PUT", path="/api/v1/actions/90001", status=422, echo=True, count=100)
         record("probe_echo", run_dag(probe))
         outcomes["echo_answers"] = len(sandbox.state.journal(method="PUT"))
+        sandbox.state.clear_faults()
+        sandbox.state.reset(seed)
+        record("rollout_probe", run_dag(rollout_probe))
+        outcomes["rollout_probe"]["webhook_writes"] = len(
+            sandbox.state.journal(method="PUT", path="/api/v1/actions/90001")
+        )
     print("LEAK-SCAN-OUTCOMES " + json.dumps(outcomes), flush=True)
 
 
