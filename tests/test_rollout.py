@@ -296,6 +296,43 @@ def test_someone_elses_change_is_left_alone_and_reported(fluents_tines_sandbox, 
     }
 
 
+def test_a_value_that_keeps_moving_back_is_reported_unsettled(fluents_tines_sandbox, airflow_db):
+    """Writes of the rollout's value keep landing through the whole settle window: never called restored."""
+    import threading
+
+    state = fluents_tines_sandbox.state
+    stop = threading.Event()
+
+    def late_writes_then_fail():
+        from airflow.sdk import task
+
+        @task(retries=0)
+        def smoke_test_fails_while_writes_keep_landing():
+            def keep_landing() -> None:
+                while not stop.wait(0.02):
+                    state.update_fluents_number(NUMBERS[0], {"inbound_agent": "agt_front_desk_v2"})
+
+            threading.Thread(target=keep_landing, daemon=True).start()
+            raise RuntimeError("smoke test failed")
+
+        return smoke_test_fails_while_writes_keep_landing()
+
+    dag = rollout_dag(
+        "rollout_unsettled",
+        numbers_to("agt_front_desk_v2", NUMBERS[:1]),
+        waves=[1],
+        after=late_writes_then_fail,
+    )
+    try:
+        dag_run = run_dag(dag)
+    finally:
+        stop.set()
+    assert report_of(dag_run) == {f"fluents.number:{NUMBERS[0]}": "unsettled"}
+    assert task_states(dag_run)["rollout.rollback"] == "failed" and str(dag_run.state) == "failed"
+    # It kept restoring while the window lasted, and no longer.
+    assert number_writes(state, NUMBERS[0]).count("agt_front_desk_v1") >= 2
+
+
 def test_a_null_old_value_is_refused_by_the_plan_unless_opted_in(fluents_tines_sandbox, airflow_db):
     state = fluents_tines_sandbox.state
     seed = default_seed()
