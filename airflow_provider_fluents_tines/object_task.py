@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -19,6 +20,8 @@ class ObjectTaskMixin:
 
     object_kind: ClassVar[ObjectKind]
     hook_params: dict[str, Any] | None
+    # The hook, once made, holds a session that does not deep-copy (Airflow copies tasks).
+    shallow_copy_attrs: Sequence[str] = ("hook",)
 
     def connection_id(self) -> str:
         """The task's connection id (each task names its argument after its service)."""

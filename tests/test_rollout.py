@@ -213,7 +213,8 @@ def test_a_second_write_failing_stops_the_wave_and_rolls_back_the_first(fluents_
     assert number_writes(state, NUMBERS[2]) == [], "the third number was never to be written"
     report = report_of(dag_run)
     assert report[f"fluents.number:{NUMBERS[0]}"] == "restored"
-    assert report[f"fluents.number:{NUMBERS[2]}"] == "untouched"
+    # Never written, and at its snapshot. Before 3.3 (no record of intent) an earlier try may have.
+    assert report[f"fluents.number:{NUMBERS[2]}"] == ("untouched" if AIRFLOW_V_3_3_PLUS else "restored")
 
 
 def test_the_rollback_does_not_need_the_changes_to_render_as_they_did(

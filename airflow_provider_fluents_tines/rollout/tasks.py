@@ -90,6 +90,9 @@ class RolloutTask(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("changes",)
+    # Airflow deep-copies tasks (dag.test() on Airflow 3.0 copies the DAG at each call): a hook that
+    # ran holds a session, which does not copy, and must not be shared as if it were settings.
+    shallow_copy_attrs: Sequence[str] = ("_hooks",)
     ui_color = "#fdebd0"
 
     def __init__(
