@@ -399,8 +399,8 @@ class RolloutApplyOperator(RolloutTask):
             self.log.info("Wave %d has no objects.", self.wave)
             return []
         paired = self.planned(context, entries)
-        every = [_planned_change(other) for other in plan["entries"]]
-        self._linked = {entry["key"]: linked_ids(every, change) for entry, change in paired}
+        linked = linked_ids([_planned_change(other) for other in plan["entries"]])
+        self._linked = {entry["key"]: linked.get(entry["key"], set()) for entry, _ in paired}
         store = context.get("task_state_store")
         results: list[dict[str, Any]] = []
         failure: Exception | None = None
@@ -617,15 +617,22 @@ def expected_fields(change: Change) -> dict[str, Any]:
     return {name: value for name, value in without_sensitive(change.fields).items() if value != {}}
 
 
-def linked_ids(changes: Sequence[Change], change: Change) -> set[Any]:
-    """Ids of the other objects of ``change``'s kind whose changes link to it, or that it links to."""
-    kind = change.object_kind
-    ids = kind.links_to(change.fields)
-    for other in changes:
-        if other.kind == change.kind and other.id != change.id and change.id in kind.links_to(other.fields):
-            ids.add(other.id)
-    ids.discard(change.id)
-    return ids
+def linked_ids(changes: Sequence[Change]) -> dict[str, set[Any]]:
+    """
+    For each change, by key: the ids of the other objects of its kind that it links to, or whose
+    changes link to it (Tines links are symmetric). One pass over the links (a rollout of 1,000
+    changes asked each change of each other one, a million times).
+    """
+    links = {change.key: change.object_kind.links_to(change.fields) for change in changes}
+    found: dict[str, set[Any]] = {change.key: set(links[change.key]) for change in changes}
+    for change in changes:
+        for target in links[change.key]:
+            other = found.get(f"{change.kind}:{target}")
+            if other is not None:
+                other.add(change.id)
+    for change in changes:
+        found[change.key].discard(change.id)
+    return found
 
 
 def _planned_change(entry: PlanEntry) -> Change:
@@ -831,9 +838,9 @@ class RolloutRollbackOperator(RolloutTask):
             }
         if not paired:
             return broken
-        every = [change for _, change in paired]
-        for entry, change in paired:
-            state[entry["key"]]["linked"] = linked_ids(every, change)
+        linked = linked_ids([change for _, change in paired])
+        for entry, _ in paired:
+            state[entry["key"]]["linked"] = linked[entry["key"]]
         kinds = [change.object_kind for _, change in paired]
         settle = self.settle_window(kinds)
         self._lag = self.lag(kinds)

@@ -180,3 +180,36 @@ def test_an_unrestorable_field_counts_as_ours_until_a_read_shows_otherwise():
     shown_without = {key: value for key, value in number.items() if key != "label"}
     assert may_hold_desired(FLUENTS_NUMBER, "label", {"label": "Canary"}, shown_without)  # not shown
     assert may_hold_desired(FLUENTS_NUMBER, "label", {}, number)  # the desired value was a secret not kept
+
+
+def test_linked_ids_match_the_rule_asked_pair_by_pair():
+    """Each change's linked ids: those it links to, and those whose changes link to it (same kind only)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from airflow_provider_fluents_tines.rollout.tasks import linked_ids
+
+    ids = st.integers(min_value=1, max_value=8)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.dictionaries(ids, st.tuples(st.lists(ids, max_size=3), st.lists(ids, max_size=3)), max_size=6))
+    def check(links):
+        changes = [
+            Change("tines.action", action, {"source_ids": sources, "receiver_ids": receivers})
+            for action, (sources, receivers) in links.items()
+        ]
+        changes.append(Change("fluents.number", "+14155550101", {"inbound_agent": "agt_2"}))
+        found = linked_ids(changes)
+        for change in changes:
+            kind = change.object_kind
+            expected = kind.links_to(change.fields) | {
+                other.id
+                for other in changes
+                if other.kind == change.kind
+                and other.id != change.id
+                and change.id in kind.links_to(other.fields)
+            }
+            expected.discard(change.id)
+            assert found[change.key] == expected
+
+    check()
