@@ -29,6 +29,10 @@ with DAG(dag_id="leak_rollout_probe", schedule=None, catchup=False) as dag:
         waves=[1, 1.0],
         poke_interval=0.2,
         verify_timeout=60,
+        # The sandbox shows writes at once: the defaults (the longest a write may take, plus 10 s) would
+        # keep the rollback watching for two minutes.
+        settle_seconds=1.0,
+        visibility_lag=0.5,
     )
 
     @task(retries=0)
