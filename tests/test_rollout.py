@@ -217,6 +217,24 @@ def test_a_second_write_failing_stops_the_wave_and_rolls_back_the_first(fluents_
     assert report[f"fluents.number:{NUMBERS[2]}"] == ("untouched" if AIRFLOW_V_3_3_PLUS else "restored")
 
 
+def test_a_refused_write_is_reported_untouched_not_restored(fluents_tines_sandbox, airflow_db):
+    """The API refuses wave 2's write (422): the object was never changed, and the report says so."""
+    state = fluents_tines_sandbox.state
+    state.add_fault(method="PUT", path="/api/v1/actions/90005", status=422, count=100)
+    changes = [
+        *numbers_to("agt_front_desk_v2", NUMBERS[:1]),
+        Change("tines.action", 90005, {"disabled": False}),
+    ]
+    dag_run = run_dag(rollout_dag("rollout_refused", changes))
+    results = xcom(dag_run, "rollout.apply_wave_2", RESULTS_XCOM_KEY)
+    assert [(r["status"], r["maybe_written"]) for r in results] == [("failed", False)]
+    assert report_of(dag_run) == {
+        f"fluents.number:{NUMBERS[0]}": "restored",
+        "tines.action:90005": "untouched",
+    }
+    assert state.snapshot()["tines"]["actions"][90005]["disabled"] is True
+
+
 def test_the_rollback_does_not_need_the_changes_to_render_as_they_did(
     fluents_tines_sandbox, airflow_db, monkeypatch
 ):

@@ -399,6 +399,7 @@ class RolloutApplyOperator(RolloutTask):
             self.log.info("Wave %d has no objects.", self.wave)
             return []
         paired = self.planned(context, entries)
+        self._try = int(getattr(ti, "try_number", 1) or 1)
         linked = linked_ids([_planned_change(other) for other in plan["entries"]])
         self._linked = {entry["key"]: linked.get(entry["key"], set()) for entry, _ in paired}
         store = context.get("task_state_store")
@@ -442,18 +443,18 @@ class RolloutApplyOperator(RolloutTask):
             raise error(f"Wave {self.wave} stopped at a failed write: {failure}")
         return results
 
-    @staticmethod
-    def _written_before(context: Context, store: Any, key: str) -> bool:
+    def _written_before(self, context: Context, store: Any, key: str) -> bool:
         """
         Whether an earlier try of this task, or an earlier attempt of a cleared run, may have
         written ``key`` (its result went with that try's XComs). On Airflow 3.3 each write's intent
-        is in the task state store; before, any try but the first of a run never cleared may have.
+        is in the task state store, with the try that sent it (this try's own outcome is known
+        here: a refused write did not land); before, any try but the first of a run never cleared may have.
         """
         if store is not None:
-            return bool(store.get(f"intent:{key}"))
-        try_number = int(getattr(context["ti"], "try_number", 1) or 1)
+            intent = store.get(f"intent:{key}")
+            return bool(intent) and not (isinstance(intent, Mapping) and intent.get("try") == self._try)
         cleared = getattr(context.get("dag_run"), "clear_number", None)
-        return try_number > 1 or cleared != 0
+        return self._try > 1 or cleared != 0
 
     def _apply(self, entry: PlanEntry, change: Change, store: Any) -> str:
         kind = change.object_kind
@@ -502,7 +503,9 @@ class RolloutApplyOperator(RolloutTask):
             body = kind.complete_body(change.fields, current)
             kind.check_update(body, current=current)
         if store is not None:  # the intent, before the request: a later try knows what may have landed
-            store.set(f"intent:{entry['key']}", {"digest": entry["digest"], "at": time.time()})
+            store.set(
+                f"intent:{entry['key']}", {"digest": entry["digest"], "at": time.time(), "try": self._try}
+            )
         self.hook_for(kind).send(kind.update_request(change.id), json_body=body)
         self.log.info("%s written.", entry["key"])
         return APPLIED
