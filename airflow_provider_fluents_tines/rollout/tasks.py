@@ -960,7 +960,8 @@ class RolloutRollbackOperator(RolloutTask):
 
 class RolloutResultOperator(RolloutTask):
     """
-    The rollout's last task (``all_done``): fails the run when any task of the rollout (or any task
+    The rollout's last task (a teardown of the plan, after the rollback, so that it runs even in a run
+    marked failed): fails the run when any task of the rollout (or any task
     given to ``Rollout.guard``) failed, naming them, so that a run whose rollback succeeded still
     ends failed. In a cleared run it also reads every object again, and fails unless each shows its
     desired state (a rollback of an earlier attempt may have restored what succeeded tasks applied).
