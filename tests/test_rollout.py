@@ -64,14 +64,27 @@ def number_writes(state, number: str) -> list[Any]:
     ]
 
 
-def failing_task():
-    from airflow.sdk import task
+def failing_after(action: Any = None):
+    """
+    For ``rollout_dag(after=...)``: a guarded smoke test that runs ``action`` (a colleague's edit, a
+    fault for the rollback to meet...) and then fails, so that the rollback runs.
+    """
 
-    @task(retries=0)
-    def smoke_test():
-        raise RuntimeError("the smoke test after the rollout failed")
+    def make():
+        from airflow.sdk import task
 
-    return smoke_test()
+        @task(retries=0)
+        def smoke_test():
+            if action is not None:
+                action()
+            raise RuntimeError("the smoke test after the rollout failed")
+
+        return smoke_test()
+
+    return make
+
+
+failing_task = failing_after()
 
 
 # ---- the forward path ----------------------------------------------------------------------------
@@ -243,23 +256,16 @@ def test_the_rollback_does_not_need_the_changes_to_render_as_they_did(
     before = agents(state)
     monkeypatch.setenv("AIRFLOW_VAR_ROLLOUT_AGENT", "agt_front_desk_v2")
 
-    def edit_the_variable_then_fail():
-        from airflow.sdk import task
+    def edit_the_variable() -> None:
+        import os
 
-        @task(retries=0)
-        def variable_edited_then_smoke_test_fails():
-            import os
-
-            os.environ["AIRFLOW_VAR_ROLLOUT_AGENT"] = "agt_after_hours"
-            raise RuntimeError("smoke test failed")
-
-        return variable_edited_then_smoke_test_fails()
+        os.environ["AIRFLOW_VAR_ROLLOUT_AGENT"] = "agt_after_hours"
 
     changes = [
         {"kind": "fluents.number", "id": number, "fields": {"inbound_agent": "{{ var.value.rollout_agent }}"}}
         for number in NUMBERS
     ]
-    dag_run = run_dag(rollout_dag("rollout_rerendered", changes, after=edit_the_variable_then_fail))
+    dag_run = run_dag(rollout_dag("rollout_rerendered", changes, after=failing_after(edit_the_variable)))
     assert task_states(dag_run)["rollout.rollback"] == "success"
     assert set(report_of(dag_run).values()) == {"restored"}
     assert agents(state) == before
@@ -291,18 +297,11 @@ def test_a_verification_timeout_rolls_back(fluents_tines_sandbox, airflow_db):
 def test_someone_elses_change_is_left_alone_and_reported(fluents_tines_sandbox, airflow_db):
     state = fluents_tines_sandbox.state
 
-    def colleague_then_fail():
-        from airflow.sdk import task
-
-        @task(retries=0)
-        def colleague_edits_then_smoke_test_fails():
-            state.update_fluents_number(NUMBERS[0], {"inbound_agent": "agt_after_hours"})
-            raise RuntimeError("smoke test failed")
-
-        return colleague_edits_then_smoke_test_fails()
+    def colleague_edits() -> None:
+        state.update_fluents_number(NUMBERS[0], {"inbound_agent": "agt_after_hours"})
 
     dag_run = run_dag(
-        rollout_dag("rollout_conflict", numbers_to("agt_front_desk_v2"), after=colleague_then_fail)
+        rollout_dag("rollout_conflict", numbers_to("agt_front_desk_v2"), after=failing_after(colleague_edits))
     )
     report = report_of(dag_run)
     assert report[f"fluents.number:{NUMBERS[0]}"] == "conflict"
@@ -322,25 +321,18 @@ def test_a_value_that_keeps_moving_back_is_reported_unsettled(fluents_tines_sand
     state = fluents_tines_sandbox.state
     stop = threading.Event()
 
-    def late_writes_then_fail():
-        from airflow.sdk import task
+    def writes_keep_landing() -> None:
+        def keep_landing() -> None:
+            while not stop.wait(0.02):
+                state.update_fluents_number(NUMBERS[0], {"inbound_agent": "agt_front_desk_v2"})
 
-        @task(retries=0)
-        def smoke_test_fails_while_writes_keep_landing():
-            def keep_landing() -> None:
-                while not stop.wait(0.02):
-                    state.update_fluents_number(NUMBERS[0], {"inbound_agent": "agt_front_desk_v2"})
-
-            threading.Thread(target=keep_landing, daemon=True).start()
-            raise RuntimeError("smoke test failed")
-
-        return smoke_test_fails_while_writes_keep_landing()
+        threading.Thread(target=keep_landing, daemon=True).start()
 
     dag = rollout_dag(
         "rollout_unsettled",
         numbers_to("agt_front_desk_v2", NUMBERS[:1]),
         waves=[1],
-        after=late_writes_then_fail,
+        after=failing_after(writes_keep_landing),
     )
     try:
         dag_run = run_dag(dag)
@@ -401,16 +393,9 @@ def test_the_rollback_retried_restores_once_the_api_answers(fluents_tines_sandbo
     state = fluents_tines_sandbox.state
     before = agents(state)
 
-    def break_writes_then_fail():
-        from airflow.sdk import task
-
-        @task(retries=0)
-        def smoke_test_fails_and_the_api_errs():
-            # The rollback's first try meets 503s (the hook's two attempts); its second try gets through.
-            state.add_fault(method="POST", path="/v1/numbers/update", status=503, count=2)
-            raise RuntimeError("smoke test failed")
-
-        return smoke_test_fails_and_the_api_errs()
+    def break_writes() -> None:
+        # The rollback's first try meets 503s (the hook's two attempts); its second try gets through.
+        state.add_fault(method="POST", path="/v1/numbers/update", status=503, count=2)
 
     dag = rollout_dag(
         "rollout_rollback_retry",
@@ -418,7 +403,7 @@ def test_the_rollback_retried_restores_once_the_api_answers(fluents_tines_sandbo
         waves=[1],
         settle_seconds=0.0,
         visibility_lag=0.0,
-        after=break_writes_then_fail,
+        after=failing_after(break_writes),
     )
     dag_run = run_dag(dag)
     ti = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "rollout.rollback")
